@@ -1,0 +1,1 @@
+"""Adapters: the I/O behind each port (heartbeats, VIP, scripts, data path...)."""

@@ -1,0 +1,1 @@
+"""The ``hamod`` command line."""

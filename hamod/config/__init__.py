@@ -1,0 +1,1 @@
+"""Configuration schema: cluster files and module files (pydantic)."""

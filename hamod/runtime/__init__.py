@@ -1,0 +1,1 @@
+"""Runtime: the daemon wiring events, core decisions and adapters."""
