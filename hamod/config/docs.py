@@ -1,0 +1,286 @@
+"""Generate the configuration reference and JSON Schemas from the models.
+
+``python -m hamod.config.docs`` writes ``docs/config-reference.md``,
+``docs/schema/cluster.schema.json`` and ``docs/schema/module.schema.json`` (under
+``--root``, default the current directory); ``--check`` writes nothing and exits 1
+naming each stale file. Every word users read comes from the models' docstrings and
+``Field(description=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from hamod.config import checkers as checker_models
+from hamod.config.cluster import ClusterConfig
+from hamod.config.jsonschema import schema_text
+from hamod.config.module import ModuleConfig
+from hamod.config.types import DocType
+
+__all__ = ["generated_files", "main", "reference_markdown"]
+
+_SCALARS = {str: "string", int: "integer", bool: "boolean", float: "number"}
+
+
+def _doc_name(tp: Any) -> str:
+    """How the reference names the type ``tp``."""
+    if get_origin(tp) is typing.Annotated:
+        for meta in get_args(tp)[1:]:
+            if isinstance(meta, DocType):
+                return meta.name
+        return _doc_name(get_args(tp)[0])
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        rest = [a for a in args if a is not type(None)]
+        if all(isinstance(a, type) and issubclass(a, BaseModel) for a in rest) and len(rest) > 1:
+            return "checker (by `type`)"
+        name = " or ".join(_doc_name(a) for a in rest)
+        return f"{name} or null" if len(rest) < len(args) else name
+    if origin is Literal:
+        return " \\| ".join(f"`{a}`" for a in get_args(tp))
+    if origin in (tuple, list):
+        return f"list of {_doc_name(get_args(tp)[0])}"
+    if origin is dict:
+        key, value = get_args(tp)
+        return f"mapping {_doc_name(key)} → {_doc_name(value)}"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "mapping"
+    if isinstance(tp, type) and tp in _SCALARS:
+        return _SCALARS[tp]
+    return getattr(tp, "__name__", str(tp))
+
+
+def _inner_model(tp: Any) -> type[BaseModel] | None:
+    """The model inside ``tp`` (through Annotated, Optional, list), if a single one."""
+    while True:
+        origin = get_origin(tp)
+        if origin is typing.Annotated or origin in (tuple, list):
+            tp = get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            if len(rest) != 1:
+                return None
+            tp = rest[0]
+        else:
+            break
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _is_list(tp: Any) -> bool:
+    while get_origin(tp) is typing.Annotated or (
+        get_origin(tp) in (Union, types.UnionType)
+        and len([a for a in get_args(tp) if a is not type(None)]) == 1
+    ):
+        tp = (
+            get_args(tp)[0]
+            if get_origin(tp) is typing.Annotated
+            else next(a for a in get_args(tp) if a is not type(None))
+        )
+    return get_origin(tp) in (tuple, list)
+
+
+def _yaml(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+        return "" if isinstance(value, BaseModel) else f"`{_yaml(value)}`"
+    if field.default is PydanticUndefined:
+        return "**required**"
+    return f"`{_yaml(field.default)}`"
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _rows(model: type[BaseModel], prefix: str, skip: frozenset[str] = frozenset()) -> list[str]:
+    rows: list[str] = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        path = f"{prefix}{name}"
+        tp = (
+            field.annotation
+            if not field.metadata
+            else typing.Annotated[field.annotation, *field.metadata]
+        )
+        rows.append(
+            f"| `{path}` | {_doc_name(tp)} | {_default(field)} | {_cell(field.description or '')} |"
+        )
+        inner = _inner_model(field.annotation)
+        if inner is not None:
+            rows += _rows(inner, f"{path}[]." if _is_list(field.annotation) else f"{path}.")
+    return rows
+
+
+_HEADER = "| Key | Type | Default | Description |\n|---|---|---|---|"
+
+_INTRO = """\
+<!-- Generated by `python -m hamod.config.docs` from hamod/config/*.py: do not edit. -->
+# Configuration reference
+
+hamod reads two kinds of YAML files:
+
+- **the cluster file** (top-level `cluster: <name>`), one per cluster, identical on every
+  node: the nodes, their addresses on each network, the witness, keys and certificates;
+- **module files** (top-level `module: <name>`), one per protected application:
+  `mode: mirror` (two nodes, replication, failover) or `mode: farm` (N nodes sharing one
+  virtual IP). The keys and defaults follow SafeKit's `userconfig.xml`.
+
+Check them before deploying — it reads the files and changes nothing:
+
+```console
+$ hamod config check cluster.yaml postgresql.yaml
+cluster.yaml: ok
+postgresql.yaml: ok
+```
+
+Every problem is reported at once, as `FILE: path: message (got value)`, for example
+`postgresql.yaml: vips[0].addr: not an IP address (got '10.0.0.300')` or
+`postgresql.yaml: heartbeat.puls: unknown field; did you mean 'pulse'?`; the exit code
+is 2. Modules are checked against the cluster file given on the same command line (node
+names, heartbeat networks, VIP subnets); without one they are checked alone and a note
+says so. `hamod config schema cluster|module` prints the JSON Schema (also in
+`docs/schema/`) for editors. Complete, commented examples are in `docs/examples/`.
+
+## Values
+
+- **Durations**: a number and a unit — `700ms`, `1.5s`, `30s`, `5m`, `24h`, `7d` — or
+  `0`. A bare number other than 0 is refused (SafeKit counts milliseconds where one might
+  assume seconds). Resolution: 1 ms.
+- **Sizes**: bytes (`4096`) or a number and a unit: `512KiB`, `8MiB`, `1GiB`, `1TiB`
+  (powers of 1024) or `kB`, `MB`, `GB`, `TB` (powers of 1000). A bandwidth is a size per
+  second: `100MiB` or `100MiB/s`.
+- **Booleans**: `true` or `false` (YAML 1.2: `on`, `yes`, `off`, `no` are strings, so
+  `boot: on` is the word *on*).
+- **Paths** are absolute. **Addresses** are IPv4 or IPv6, without prefix length; IPv6
+  addresses starting with `:` must be quoted (`'::1'`).
+- Names (cluster, networks, modules, checkers): 1–32 lowercase letters, digits, `_`, `-`,
+  starting with a letter. Node names are host names.
+- Unknown keys are errors (with a "did you mean" hint), and so are duplicate keys.
+"""
+
+_CLUSTER_CHECKS = """\
+Checks across fields: exactly one network has `replication: true`; network names are
+unique and subnets do not overlap; node names and addresses are unique; every node
+address is inside the subnet of its network; `alone`, `lastprim`, `all` and `local` are
+not node names; a witness is `ping` or `arbitrator` (not both) and is not a node address.
+"""
+
+_MODULE_CHECKS = """\
+Checks across fields: a mirror has exactly 2 nodes and no `farm` section; a farm has a
+`farm` section, at least one VIP, no `replication`, and no `failover`/`defaultprim`;
+`heartbeat.pulse` < `heartbeat.timeout`; 2 × pulse < lease < timeout (also for the
+derived lease, timeout / 2); replicated directories are neither duplicated nor nested,
+nor `/`, `/proc`, `/sys`, `/dev`, `/run`, `/boot`; `defaultprim` is `alone`, `lastprim`
+or one of the module's nodes; farm weights name the module's nodes; checker names are
+unique and each checker's `timeout` < `interval`; `when` uses states of the module's mode;
+`swap` is for mirrors. With the cluster file: the module's nodes exist; heartbeat networks
+exist and every node of the module has an address on them; mirror nodes have an address
+on the replication network; each VIP is inside the subnet of a network all the module's
+nodes are on, and is not a node address; a `module` checker's node exists.
+"""
+
+
+def reference_markdown() -> str:
+    """The whole ``docs/config-reference.md``."""
+    parts = [_INTRO]
+    parts.append("## Cluster file\n\n" + (ClusterConfig.__doc__ or "") + "\n")
+    parts.append(_HEADER + "\n" + "\n".join(_rows(ClusterConfig, "")) + "\n")
+    parts.append(_CLUSTER_CHECKS)
+    parts.append("## Module file\n\n" + (ModuleConfig.__doc__ or "") + "\n")
+    parts.append(
+        _HEADER + "\n" + "\n".join(_rows(ModuleConfig, "", frozenset({"checkers"}))) + "\n"
+    )
+    parts.append(_MODULE_CHECKS)
+    parts.append(_checkers_section())
+    return "\n".join(parts)
+
+
+def _checkers_section() -> str:
+    base = checker_models._Base
+    out = [
+        "## Checkers\n",
+        "`checkers:` is a list; each item has a `type` and these common keys:\n",
+        _HEADER,
+        *_rows(base, "checkers[]."),
+        "",
+        "**Actions.** " + checker_models.ACTIONS_DOC + "\n",
+        "Then, per type, its own keys and the defaults that differ (the default `action` "
+        "of each type is SafeKit's default failover rule for it):\n",
+    ]
+    for cls in get_args(get_args(checker_models.Checker)[0]):
+        tag = get_args(cls.model_fields["type"].annotation)[0]
+        same = frozenset(
+            name
+            for name, field in base.model_fields.items()
+            if name in cls.model_fields
+            and cls.model_fields[name].default == field.default
+            and cls.model_fields[name].description == field.description
+        )
+        out += [
+            f"### `type: {tag}`\n",
+            _cell(cls.__doc__ or "") + "\n",
+            _HEADER,
+            *_rows(cls, "", same | {"type"}),
+            "",
+        ]
+    return "\n".join(out)
+
+
+def generated_files() -> dict[str, str]:
+    """Generated file contents by path relative to the repository root."""
+    return {
+        "docs/config-reference.md": reference_markdown(),
+        "docs/schema/cluster.schema.json": schema_text("cluster"),
+        "docs/schema/module.schema.json": schema_text("module"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the generated files, or with ``--check`` report the stale ones (exit 1)."""
+    parser = argparse.ArgumentParser(prog="python -m hamod.config.docs", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if a file is stale")
+    parser.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    args = parser.parse_args(argv)
+    stale = []
+    for rel, text in generated_files().items():
+        path: Path = args.root / rel
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(rel)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {rel}")
+    for rel in stale:
+        print(f"stale: {rel} (run: python -m hamod.config.docs)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
