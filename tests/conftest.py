@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
+pytest_plugins = ("hamod.testing.fixtures",)
+
 TIERS = ("unit", "sim", "lab")
 
 
