@@ -85,7 +85,9 @@ class Arbitrator(Model):
     """The `hamod witness` arbitrator on a third host."""
 
     address: Address = Field(description="Address of the host running `hamod witness`.")
-    port: Port = Field(default=9011, description="TCP port of the arbitrator.")
+    port: Port = Field(
+        default=9011, description="UDP port of the arbitrator (hamod witness serve)."
+    )
 
 
 class Witness(Model):
