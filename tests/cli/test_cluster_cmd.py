@@ -19,10 +19,9 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
-    """``hamod ARGS...`` → (exit code, stdout, stderr), with cluster_cmd registered."""
-    if cluster_cmd not in cli_main.COMMANDS:
-        monkeypatch.setattr(cli_main, "COMMANDS", (*cli_main.COMMANDS, cluster_cmd))
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """``hamod ARGS...`` → (exit code, stdout, stderr)."""
+    assert cluster_cmd in cli_main.COMMANDS
 
     def invoke(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
