@@ -132,17 +132,21 @@ class Lab(LabCommands, LabFaults):
         self._topo = None
 
     def kill(self, host: str) -> None:
-        """Power ``host`` off: SIGKILL its PID 1 (the whole PID namespace dies) and pull its
-        cables; its network namespace goes too, so a restart boots a fresh network stack
-        (no leftover virtual IP), while its files stay in the overlays. Idempotent."""
+        """Power ``host`` off: pull its cables first (a dead machine sends nothing, not even
+        a goodbye: processes that resign gracefully on SIGTERM/SIGKILL of a parent must not
+        hide the detection time), then SIGKILL its PID 1 (the whole PID namespace dies);
+        its network namespace goes too, so a restart boots a fresh network stack (no
+        leftover virtual IP), while its files stay in the overlays. Idempotent."""
         topo = self.topo
         self._booted_host(host)
         with labstate.flock(self.state_dir / "lock"):
-            labhost.power_off(self._boots.get(host), self._procs.pop(host, None))
             ns = topo.netns(host)
-            labsys.kill_pids(labsys.pids_in_netns([ns]))
-            if (labsys.NETNS_DIR / ns).exists():
+            plugged = (labsys.NETNS_DIR / ns).exists()
+            if plugged:
                 labsys.ip_batch(topo.netns(SWITCH), topo.unplug_all_script(host), "unplug")
+            labhost.power_off(self._boots.get(host), self._procs.pop(host, None))
+            labsys.kill_pids(labsys.pids_in_netns([ns]))
+            if plugged:
                 labsys.delete_netns([ns])
             self._boots[host] = None
             self._save()
