@@ -1,0 +1,149 @@
+"""Every row of the transition table, one unit case at least; refusals and ignored
+events; the table's own consistency."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from hamod.core.events import CheckAction, Health, On, ScriptOk, Tick
+from hamod.core.machine import step
+from hamod.core.model import Phase, Script, State, View
+from hamod.core.table import TABLE
+from tests.core.cases import (
+    ALONE,
+    CASES,
+    NONE,
+    NOW,
+    PRIM,
+    SECOND,
+    WAIT,
+    Case,
+    ck,
+    cmd,
+    peer,
+    run_case,
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.row for c in CASES])
+def test_row(case: Case) -> None:
+    run_case(case)
+
+
+def test_every_row_has_a_unit_case() -> None:
+    covered = {c.row for c in CASES}
+    missing = [r.name for r in TABLE.rows if r.name not in covered]
+    assert not missing, f"rows without a unit case: {missing}"
+
+
+def test_row_names_unique() -> None:
+    names = [r.name for r in TABLE.rows]
+    assert len(names) == len(set(names))
+
+
+def test_no_row_is_shadowed_entirely() -> None:
+    """A row whose (state, event) pairs all come after an unguarded row can never fire."""
+    for key_state, rows in TABLE.index.items():
+        for i, r in enumerate(rows):
+            if not r.guards:
+                for later in rows[i + 1 :]:
+                    pairs = {(s, k) for s in later.src for k in later.on}
+                    shadowed = all(not TABLE.candidates(*p)[0].guards for p in pairs)
+                    assert not shadowed or later.guards, f"{later.name} shadowed at {key_state}"
+
+
+V = View(NONE)
+
+
+@pytest.mark.parametrize(
+    ("state", "command", "peer_view"),
+    [
+        (WAIT, On.SWAP, None),
+        (ALONE, On.SWAP, None),
+        (replace(WAIT, up_to_date=False), On.PRIM, peer(State.PRIM)),
+        (WAIT, On.PRIM, peer(State.ALONE)),
+        (SECOND, On.PRIM, peer(State.PRIM)),
+        (ALONE, On.START, None),
+        (replace(ALONE, phase=Phase.TRANSIENT), On.STOP, None),
+        (WAIT, On.FULLSYNC, None),
+        (WAIT, On.RESTART, None),
+    ],
+)
+def test_refused_commands_change_nothing(state, command, peer_view) -> None:  # type: ignore[no-untyped-def]
+    d = step(state, View(NONE, peer_view), cmd(command), NOW)
+    assert d.refused and d.reason.startswith("refused:"), d.reason
+    assert d.state == state and d.actions == () and d.rows == ()
+
+
+def test_prim_refused_over_a_peer_with_newer_data() -> None:
+    from hamod.core.model import DataHistory, Generation
+
+    newer = DataHistory(Generation("b", 3, 1), (WAIT.data.current,))  # type: ignore[arg-type]
+    d = step(
+        replace(WAIT, up_to_date=False), View(NONE, peer(State.WAIT, data=newer)), cmd(On.PRIM), NOW
+    )
+    assert d.refused
+
+
+def test_refusal_names_the_pending_step() -> None:
+    from hamod.core.model import Await
+    from tests.core.cases import pend
+
+    d = step(pend(ALONE, Await.START_APP), V, cmd(On.SWAP), NOW)
+    assert "waiting for start_app" in d.reason
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ck(CheckAction.RESTART, Health.UNKNOWN),
+        ck(CheckAction.NOACTION),
+        ck(CheckAction.RESTART, Health.UP),
+        ScriptOk(Script.START_SECOND),
+        Tick(),
+    ],
+)
+def test_ignored_events_keep_the_state(event) -> None:  # type: ignore[no-untyped-def]
+    d = step(ALONE, V, event, NOW)
+    assert d.state == ALONE and d.actions == () and not d.refused
+    assert d.reason.startswith("ignored:")
+
+
+def test_checkers_off_and_transient_phase_do_nothing() -> None:
+    for s in (replace(ALONE, checkers=False), replace(ALONE, phase=Phase.TRANSIENT)):
+        d = step(s, V, ck(CheckAction.STOPSTART), NOW)
+        assert d.state == s and d.actions == ()
+    d = step(
+        replace(ALONE, errd=False, checkers=True), V, replace(ck(CheckAction.STOP), errd=True), NOW
+    )
+    assert d.actions == ()
+
+
+def test_loop_interval_zero_disables_maxloop() -> None:
+    s = replace(ALONE, auto_actions=(NOW - 1, NOW - 2, NOW - 3, NOW - 4))
+    d = step(s, View(replace(NONE, loop_interval=0.0)), ck(CheckAction.RESTART), NOW)
+    assert d.rows[0] == "checker_restart"
+
+
+def test_admin_command_resets_the_loop_counter() -> None:
+    d = step(replace(ALONE, auto_actions=(NOW - 1,)), V, cmd(On.RESTART), NOW)
+    assert d.state.auto_actions == ()
+
+
+def test_durable_record_comes_first_and_announce_last() -> None:
+    d = step(PRIM, V, cmd(On.FAILOVER_OFF), NOW)
+    assert d.tags[0] == "record" and d.tags[-1] == "announce"
+
+
+def test_second_records_not_up_to_date_durably() -> None:
+    assert not SECOND.durable().up_to_date and PRIM.durable().up_to_date
+
+
+def test_protocol_version_one_apart_pairs_two_apart_refused() -> None:
+    s = replace(WAIT, up_to_date=False)
+    ok = step(s, View(NONE, peer(State.ALONE, protocol_version=2)), cmd(On.FAILOVER_ON), NOW)
+    assert "wait_pair" in ok.rows
+    bad = step(s, View(NONE, peer(State.ALONE, protocol_version=3)), cmd(On.FAILOVER_ON), NOW)
+    assert "peer_refused" in bad.rows and "protocol" in bad.state.refused
