@@ -11,6 +11,8 @@
 #   HAMOD_LAB_PYTHON   python interpreter for the reaper
 #   HAMOD_LAB_REAPER   path of labnode.py
 #   HAMOD_LAB_FORWARD  1 to turn IPv4 forwarding on (the witness is the nodes' router)
+#   HAMOD_LAB_KEEP     colon-separated directories under /tmp or /run (hamod's checkout and
+#                      venv) to carry over into the host's fresh /tmp and /run
 set -eu
 host=${HAMOD_LAB_HOST:?} dir=${HAMOD_LAB_DIR:?}
 python=${HAMOD_LAB_PYTHON:?} reaper=${HAMOD_LAB_REAPER:?}
@@ -40,12 +42,29 @@ if [ "${HAMOD_LAB_FORWARD:-0}" = 1 ]; then
   sysctl -q -w net.ipv4.ip_forward=1
 fi
 
+# Directories to carry over are parked on bind mounts under /srv (an overlay now, so
+# the parking spots are this host's own) before /tmp and /run are covered, then moved back.
+i=0
+keep=${HAMOD_LAB_KEEP:-}
+for k in $(printf '%s' "$keep" | tr ':' ' '); do
+  mkdir -p "/srv/.hamodlab-keep/$i"
+  mount --bind "$k" "/srv/.hamodlab-keep/$i"
+  i=$((i + 1))
+done
+
 mount -t tmpfs -o mode=1777,nosuid,nodev hamodlab-tmp /tmp
 # The inherited /run/netns mounts would pin every other namespace while this host lives.
 if mountpoint -q /run/netns; then umount -R -l /run/netns; fi
 mount -t tmpfs -o mode=755,nosuid,nodev hamodlab-run /run
 mount -t tmpfs -o mode=1777,nosuid,nodev hamodlab-shm /dev/shm
 mkdir -m 755 /run/sshd
+
+i=0
+for k in $(printf '%s' "$keep" | tr ':' ' '); do
+  mkdir -p "$k"
+  mount --move "/srv/.hamodlab-keep/$i" "$k"
+  i=$((i + 1))
+done
 
 /usr/sbin/sshd -D -e -f /etc/ssh/hamod_lab_sshd_config &
 cd /

@@ -42,6 +42,18 @@ def host_dir(state: Path, host: str) -> Path:
     return state / "hosts" / host
 
 
+#: Directories a host covers with a fresh tmpfs: anything of hamod's living there must be
+#: carried over into the host (a checkout in /tmp, as CI may use, would vanish otherwise).
+COVERED = (Path("/tmp"), Path("/run"))
+
+
+def kept_paths() -> tuple[Path, ...]:
+    """The checkout (package and its venv) when it lives in a directory a host covers."""
+    candidates = {Path(__file__).resolve().parents[2], Path(sys.prefix).resolve()}
+    inside = sorted(p for p in candidates if any(p.is_relative_to(c) for c in COVERED))
+    return tuple(p for p in inside if not any(p != q and p.is_relative_to(q) for q in inside))
+
+
 def spawn(topo: Topology, state: Path, host: str) -> subprocess.Popen[bytes]:
     """Start the host's init in its (existing, cabled) network namespace."""
     hdir = host_dir(state, host)
@@ -55,6 +67,7 @@ def spawn(topo: Topology, state: Path, host: str) -> subprocess.Popen[bytes]:
         "HAMOD_LAB_PYTHON": sys.executable,
         "HAMOD_LAB_REAPER": str(REAPER),
         "HAMOD_LAB_FORWARD": "1" if host == WITNESS else "0",
+        "HAMOD_LAB_KEEP": ":".join(str(p) for p in kept_paths()),
     }
     cmd = [
         "ip", "netns", "exec", topo.netns(host),

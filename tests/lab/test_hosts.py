@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import hamod
 from hamod.errors import LabError
 from hamod.testing.lab import Lab
 
@@ -36,6 +38,14 @@ def test_tmp_and_run_are_private(lab: Lab) -> None:
     assert not Path("/tmp/hamod-lab-probe").exists()
     # the lab's state directory is not visible from inside (tmpfs /run)
     assert lab.exec("n1", ["ls", str(lab.state_dir)], check=False).returncode != 0
+
+
+def test_hamod_runs_inside_a_node_wherever_the_checkout_lives(lab: Lab) -> None:
+    # CI may clone into /tmp, which every host covers with its own tmpfs: the checkout
+    # and its venv must still be there inside the node (carried over by the init).
+    out = lab.exec("n1", [sys.executable, "-m", "hamod", "--version"]).stdout
+    assert out.startswith("hamod ")
+    assert lab.exec("n1", ["test", "-d", str(Path(hamod.__file__).parent)]).returncode == 0
 
 
 def test_pid_1_of_a_node_is_its_init(lab: Lab) -> None:
