@@ -9,11 +9,11 @@ HMAC-SHA256 (constant-time), own datagram, body syntax, freshness
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
 from hamod.proto import replay
+from hamod.proto.auth import verify
 from hamod.proto.heartbeat import (
     MAC_SIZE,
     MAGIC,
@@ -24,7 +24,6 @@ from hamod.proto.heartbeat import (
     mac_key,
     parse_body,
     parse_envelope,
-    sign,
 )
 from hamod.proto.wire import Reader, WireError
 
@@ -121,7 +120,7 @@ class Decoder:
             return Drop(DropReason.MALFORMED, f"header: {exc}", src)
         if env.cluster != self._cluster:
             return Drop(DropReason.FOREIGN_CLUSTER, f"cluster {env.cluster!r}", src)
-        if not hmac.compare_digest(sign(signed, self._key), mac):
+        if not verify(signed, mac, self._key):
             return Drop(DropReason.BAD_MAC, f"claims sender {env.sender!r}", src)
         who = f"{env.sender} on {env.network}"
         if env.sender == self._self_node:

@@ -10,14 +10,13 @@ programming error in the sender; a decoder turns it into a ``malformed`` drop.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntFlag, StrEnum
 from typing import Final
 
+from hamod.proto.auth import derive_key, sign
 from hamod.proto.wire import U8_MAX, U64_MAX, Reader, WireError, Writer
 
 MAGIC: Final = b"HMHB"
@@ -30,7 +29,6 @@ MAX_DATAGRAM: Final = 1200
 MAC_SIZE: Final = 32
 #: magic, version, max_version, epoch, seq, 3 name lengths, echo count, MAC.
 MIN_PACKET: Final = 4 + 1 + 1 + 8 + 8 + 3 + 1 + MAC_SIZE
-MIN_KEY_BYTES: Final = 16
 MAX_HISTORY: Final = 4
 MAX_ECHOES: Final = 32
 U32_MAX: Final = 0xFFFF_FFFF
@@ -241,14 +239,7 @@ def choose_send_version(
 
 def mac_key(cluster_key: bytes) -> bytes:
     """The heartbeat MAC key derived from the cluster key (domain separation)."""
-    if len(cluster_key) < MIN_KEY_BYTES:
-        raise ValueError(f"cluster key must be at least {MIN_KEY_BYTES} bytes")
-    return hmac.new(cluster_key, _MAC_LABEL, hashlib.sha256).digest()
-
-
-def sign(signed: bytes, key: bytes) -> bytes:
-    """HMAC-SHA256 of ``signed`` under the derived heartbeat key ``key``."""
-    return hmac.new(key, signed, hashlib.sha256).digest()
+    return derive_key(cluster_key, _MAC_LABEL)
 
 
 def encode(hb: Heartbeat, key: bytes) -> bytes:

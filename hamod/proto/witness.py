@@ -15,13 +15,12 @@ milliseconds (lease length, remaining lease), never clock readings. The MAC key 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Final
 
+from hamod.proto.auth import derive_key, sign, verify
 from hamod.proto.wire import U8_MAX, U64_MAX, Reader, WireError, Writer
 
 REQUEST_MAGIC: Final = b"HMWQ"
@@ -30,7 +29,6 @@ WITNESS_VERSION: Final = 1
 DEFAULT_PORT: Final = 9011
 NONCE_SIZE: Final = 16
 MAC_SIZE: Final = 32
-MIN_KEY_BYTES: Final = 16
 U32_MAX: Final = 0xFFFF_FFFF
 #: The longest lease a node may ask for (one hour): a typo must not block a module for days.
 MAX_LEASE_MS: Final = 3_600_000
@@ -55,13 +53,7 @@ class Op(IntEnum):
 
 def mac_key(cluster_key: bytes) -> bytes:
     """The witness MAC key derived from the cluster key (domain separation)."""
-    if len(cluster_key) < MIN_KEY_BYTES:
-        raise ValueError(f"cluster key must be at least {MIN_KEY_BYTES} bytes")
-    return hmac.new(cluster_key, _MAC_LABEL, hashlib.sha256).digest()
-
-
-def _sign(signed: bytes, key: bytes) -> bytes:
-    return hmac.new(key, signed, hashlib.sha256).digest()
+    return derive_key(cluster_key, _MAC_LABEL)
 
 
 def _name(value: str, what: str, *, empty: bool = False) -> None:
@@ -161,7 +153,7 @@ def encode_request(req: WitnessRequest, cluster_key: bytes) -> bytes:
     w.varint(req.lease_ms)
     w.u64(req.grant)
     signed = w.getvalue()
-    return signed + _sign(signed, mac_key(cluster_key))
+    return signed + sign(signed, mac_key(cluster_key))
 
 
 def encode_reply(rep: WitnessReply, cluster_key: bytes) -> bytes:
@@ -178,7 +170,7 @@ def encode_reply(rep: WitnessReply, cluster_key: bytes) -> bytes:
     w.short_str(rep.reason)
     w.u64(rep.grant)
     signed = w.getvalue()
-    return signed + _sign(signed, mac_key(cluster_key))
+    return signed + sign(signed, mac_key(cluster_key))
 
 
 def decode_reply(data: bytes, keys: Mapping[str, bytes]) -> WitnessReply | None:
@@ -193,7 +185,7 @@ def decode_reply(data: bytes, keys: Mapping[str, bytes]) -> WitnessReply | None:
         r.take(4)
         version, flags, nonce, cluster = r.u8(), r.u8(), r.take(NONCE_SIZE), r.short_str()
         key = keys.get(cluster)
-        if key is None or not hmac.compare_digest(_sign(signed, mac_key(key)), mac):
+        if key is None or not verify(signed, mac, mac_key(key)):
             return None
         term, holder, remaining, reason = r.varint(), r.short_str(), r.varint(), r.short_str()
         grant = r.u64()
@@ -304,7 +296,7 @@ class RequestFilter:
         key = self._keys.get(cluster)
         if key is None:
             return Drop(DropReason.FOREIGN_CLUSTER, f"cluster {cluster!r}")
-        if not hmac.compare_digest(_sign(signed, key), mac):
+        if not verify(signed, mac, key):
             return Drop(DropReason.BAD_MAC, f"cluster {cluster!r}")
         try:
             module, node, term, lease_ms = r.short_str(), r.short_str(), r.varint(), r.varint()
