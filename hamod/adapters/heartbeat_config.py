@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Final
 
 from hamod.errors import AdapterError
-from hamod.proto.heartbeat import MIN_KEY_BYTES
+from hamod.proto.auth import MIN_KEY_BYTES
 
 __all__ = ["DEFAULT_PORT", "Endpoint", "HeartbeatConfig", "HeartbeatNetwork", "NetworkStatus"]
 
