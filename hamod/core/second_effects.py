@@ -53,9 +53,17 @@ def resync_again(c: Ctx, s: ModuleState) -> Out:
 
 def full_resync(c: Ctx, s: ModuleState) -> Out:
     src = c.peer.node if c.peer else c.p.peer
-    rs = Resync(src, True, False)
+    # A copy that is not an ancestor of the source's (diverged, or unrelated history)
+    # holds data the source lacks: a full copy keeps it aside, never silently drops it.
+    rel = compare(s.data, c.peer.data) if c.peer else Compare.UNKNOWN
+    # A resync replacing one still in progress inherits its keep_aside: the divergent
+    # data the first one was to set aside is still in this copy.
+    keep = (s.resync is not None and s.resync.keep_aside) or (
+        s.data.current is not None and rel not in (Compare.SAME, Compare.BEHIND)
+    )
+    rs = Resync(src, True, keep)
     s = replace(s, phase=Phase.TRANSIENT, resync=rs, up_to_date=False, synced_to=None)
-    return s, (StopResync("fullsync"), StartResync(src, True, False, "fullsync requested"))
+    return s, (StopResync("fullsync"), StartResync(src, True, keep, "fullsync requested"))
 
 
 def progress(c: Ctx, s: ModuleState) -> Out:

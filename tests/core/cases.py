@@ -307,6 +307,23 @@ CASES: tuple[Case, ...] = (
         tags=("resync:stop", "resync:full"),
         check=chk(up_to_date=False, phase=Phase.TRANSIENT),
     ),
+    # fullsync in the middle of a resync that keeps divergent data aside (split brain
+    # resolved by the admin): the new copy keeps it aside too (soak seed 125175).
+    Case(
+        "fullsync",
+        replace(RESYNCING, resync=Resync("b", True, True)),
+        cmd(On.FULLSYNC),
+        pv=peer(State.ALONE),
+        tags=("resync:stop", "resync:full:keep-aside"),
+    ),
+    # fullsync of a copy that diverged from the primary's: kept aside.
+    Case(
+        "fullsync",
+        replace(SECOND, data=DB),
+        cmd(On.FULLSYNC),
+        pv=peer(State.PRIM),
+        tags=("resync:stop", "resync:full:keep-aside"),
+    ),
     Case(
         "start_app_ok",
         pend(ALONE, Await.START_APP, Goal.ALONE),

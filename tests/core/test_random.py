@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from hamod.core.table import TABLE
 from hamod.testing.sim_explore import OPS, run_farm_schedule, run_plan, run_schedule
+from hamod.testing.sim_invariants import InvariantViolation
 
 pytestmark = pytest.mark.sim
 
@@ -34,9 +35,15 @@ UNREACHABLE_AT_RANDOM = {
 def explore(n: int) -> Counter[str]:
     rows: Counter[str] = Counter()
     for seed in range(n):
-        rows.update(run_schedule(seed).rows)
+        try:
+            rows.update(run_schedule(seed).rows)
+        except InvariantViolation as exc:
+            raise InvariantViolation(f"mirror schedule seed {seed}: {exc}") from None
     for seed in range(max(1, n // 20)):
-        rows.update(run_farm_schedule(seed).rows)
+        try:
+            rows.update(run_farm_schedule(seed).rows)
+        except InvariantViolation as exc:
+            raise InvariantViolation(f"farm schedule seed {seed}: {exc}") from None
     return rows
 
 
