@@ -8,11 +8,29 @@ import sys
 from collections.abc import Sequence
 
 from hamod import __version__
-from hamod.cli import cluster_cmd, config_cmd, watchdog_cmd, witness_cmd
+from hamod.cli import (
+    cluster_cmd,
+    config_cmd,
+    daemon_cmd,
+    module_cmd,
+    service_cmd,
+    state_cmd,
+    watchdog_cmd,
+    witness_cmd,
+)
 from hamod.errors import ConfigError, HamodError, UsageError
 
 #: Command modules; each has ``register(subparsers)`` setting ``func`` on its parsers.
-COMMANDS = (config_cmd, cluster_cmd, watchdog_cmd, witness_cmd)
+COMMANDS = (
+    config_cmd,
+    cluster_cmd,
+    watchdog_cmd,
+    witness_cmd,
+    daemon_cmd,
+    service_cmd,
+    module_cmd,
+    state_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -149,6 +149,10 @@ class ClusterConfig(Model):
         default=9010,
         description="TCP port of the REST API between nodes (SafeKit's 9010).",
     )
+    heartbeat_port: Port = Field(
+        default=9012,
+        description="UDP port of the heartbeats, on every heartbeat network.",
+    )
 
     def node(self, name: str) -> Node | None:
         """The node called ``name``, if any."""

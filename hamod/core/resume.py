@@ -1,0 +1,92 @@
+"""Resuming a module after a *daemon* restart (not a node reboot): pure.
+
+A daemon killed and restarted quickly must pick up the module where it was — the
+application and the VIP untouched — instead of restoring STOP from the durable record
+(which is what a reboot does, see :func:`hamod.core.model.restore`). The runtime keeps
+the last running :class:`ModuleState` in a marker on a tmpfs (gone at reboot) and asks
+:func:`resume` what to do with it:
+
+- a settled state is kept as it was (PRIM stays PRIM with its term and lease);
+- a script the dead daemon was waiting for has an unknown outcome: it is reported as
+  failed (``follow``), which the table already handles (stop scripts are retried with
+  ``force``, a failed start is a stopstart, a failed prestart stops the module);
+- a resync in progress is lost with the data path: ``follow`` is a resync failure
+  (WAIT, then pair again);
+- the runtime-side roles are re-established by ``actions``: the data path role of the
+  state and, with the arbitrator, the lease timer of a serving primary. The VIP is not
+  touched (its presence is the watchdog's and the stop sequence's business).
+
+Time: ``lease_until`` and every timestamp are CLOCK_MONOTONIC seconds, which do not
+change across a daemon restart (only across a reboot, when the marker is gone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hamod.core.actions import Action, ArmLeaseTimer, EnsureDataPath, Role
+from hamod.core.events import Event, ResyncFailed, ScriptFailed
+from hamod.core.model import (
+    PRIMARY,
+    Await,
+    Mode,
+    ModuleState,
+    Params,
+    Script,
+    State,
+    Witness,
+)
+
+_SCRIPT = {
+    Await.PRESTART: Script.PRESTART,
+    Await.POSTSTOP: Script.POSTSTOP,
+    Await.START_APP: Script.START_PRIM,
+    Await.STOP_APP: Script.STOP_PRIM,
+    Await.STOP_APP_FORCE: Script.STOP_PRIM,
+}
+_FARM = {Script.START_PRIM: Script.START_BOTH, Script.STOP_PRIM: Script.STOP_BOTH}
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """The module as the restarted daemon takes it over: its state, the actions that
+    re-establish the runtime's side, and an event to feed first (or None)."""
+
+    state: ModuleState
+    actions: tuple[Action, ...]
+    follow: Event | None
+    reason: str
+
+
+def role_of(s: ModuleState) -> Role:
+    """The data path role a module in state ``s`` runs with."""
+    if s.state is State.SECOND:
+        return Role.SECONDARY
+    if s.state is State.PRIM:
+        return Role.PRIMARY_MIRRORING
+    if s.state in (State.ALONE, State.UP):
+        return Role.PRIMARY_ALONE
+    return Role.OFF
+
+
+def resume(params: Params, saved: ModuleState, now: float) -> Resumed:
+    """What a restarted daemon does with ``saved``, the last state its predecessor ran."""
+    s = replace(saved, two_primaries=False)
+    acts: list[Action] = [EnsureDataPath(role_of(s), "daemon restarted: same role")]
+    follow: Event | None = None
+    reasons = [f"daemon restarted: resume {s.state.value}/{s.phase.value}"]
+    p = s.pending
+    if p is not None and p.awaiting is not Await.LEASE:
+        script = _SCRIPT[p.awaiting]
+        if params.mode is Mode.FARM:
+            script = _FARM.get(script, script)
+        follow = ScriptFailed(script)
+        reasons.append(f"{script.value} outcome unknown: counted as failed")
+    elif s.resync is not None:
+        follow = ResyncFailed("daemon restarted during the resync")
+        reasons.append("resync interrupted")
+    if params.witness is Witness.ARBITRATOR and s.state in PRIMARY and s.lease_until > 0:
+        acts.append(ArmLeaseTimer(s.lease_until - params.lease_margin, "lease timer re-armed"))
+        if now >= s.lease_until - params.lease_margin:
+            reasons.append("lease already ending")
+    return Resumed(s, tuple(acts), follow, "; ".join(reasons))

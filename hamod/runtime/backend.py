@@ -1,0 +1,187 @@
+"""The daemon's implementation of the API :class:`~hamod.api.backend.Backend`.
+
+Status comes from each module's core state and view; a command becomes the core's
+``Command`` event on the module's queue and the answer waits for its decision: a
+refusal is a :class:`~hamod.errors.StateError` carrying the core's reason (``start`` on
+a started module and ``stop`` on a stopped one are answered ``accepted: false``
+instead, so scripts and playbooks can repeat them). ``boot on|off|auto`` is the
+runtime's own toggle (persisted); ``verify`` and ``set_resource`` arrive with
+replication and the checkers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from hamod import PROTOCOL_VERSION, __version__
+from hamod.api.backend import unknown_module
+from hamod.api.models import (
+    BootMode,
+    Command,
+    CommandRequest,
+    CommandResult,
+    Mode,
+    ModuleStatus,
+    ModuleSummary,
+    NodeStatus,
+    Phase,
+    State,
+    Toggles,
+)
+from hamod.core.events import On
+from hamod.core.model import ModuleState
+from hamod.core.model import Phase as CorePhase
+from hamod.core.model import State as CoreState
+from hamod.errors import StateError, UsageError
+from hamod.runtime.logs import ModuleLog
+from hamod.runtime.module import ModuleActor
+
+_COMMANDS: Mapping[Command, On] = {
+    Command.START: On.START,
+    Command.STOP: On.STOP,
+    Command.FORCESTOP: On.FORCESTOP,
+    Command.PRIM: On.PRIM,
+    Command.SECOND: On.SECOND,
+    Command.PRIMFORCE: On.PRIMFORCE,
+    Command.SWAP: On.SWAP,
+    Command.RESTART: On.RESTART,
+    Command.STOPSTART: On.STOPSTART,
+    Command.FULLSYNC: On.FULLSYNC,
+    Command.FAILOVER_ON: On.FAILOVER_ON,
+    Command.FAILOVER_OFF: On.FAILOVER_OFF,
+    Command.CHECKER_ON: On.CHECKER_ON,
+    Command.CHECKER_OFF: On.CHECKER_OFF,
+    Command.ERRD_ON: On.ERRD_ON,
+    Command.ERRD_OFF: On.ERRD_OFF,
+}
+#: Commands that may make the module primary at once: sent only once the peer is known
+#: (heard or lost), never on a peer-less view that only means "not heard yet".
+_STARTS = frozenset({On.START, On.PRIM, On.SECOND, On.PRIMFORCE})
+_BOOT = {Command.BOOT_ON: "on", Command.BOOT_OFF: "off", Command.BOOT_AUTO: "auto"}
+_PHASE = {
+    CorePhase.NOT_READY: Phase.NOT_READY,
+    CorePhase.TRANSIENT: Phase.TRANSIENT,
+    CorePhase.READY: Phase.READY,
+}
+
+
+class Runner(Protocol):
+    """What the backend needs of a running module (the daemon's ``ModuleRunner``)."""
+
+    actor: ModuleActor
+    mlog: ModuleLog
+
+    @property
+    def boot(self) -> str: ...
+
+    def set_boot(self, value: str) -> None: ...
+
+    def notes(self) -> list[str]: ...
+
+    async def peer_decided(self) -> None:
+        """Returns once the peer was heard or declared lost (after the daemon's start)."""
+        ...
+
+
+def status_of(node: str, r: Runner) -> ModuleStatus:
+    """The API status of one module."""
+    a = r.actor
+    s: ModuleState = a.state
+    peer = a.view.peer
+    notes = r.notes()
+    reason = "; ".join([*notes, a.last_reason] if a.last_reason else notes)
+    return ModuleStatus(
+        module=a.name,
+        node=node,
+        mode=Mode(a.view.params.mode.value),
+        state=State(s.state.value),
+        phase=_PHASE[s.phase],
+        up_to_date=s.up_to_date,
+        degraded=s.degraded,
+        split_brain=s.split_brain,
+        term=s.term,
+        peer=a.view.params.peer or None,
+        peer_state=State(peer.state.value) if peer is not None else None,
+        reason=reason,
+        toggles=Toggles(
+            failover=s.failover, checkers=s.checkers, errd=s.errd, boot=BootMode(r.boot)
+        ),
+    )
+
+
+class DaemonBackend:
+    """The API backend over the daemon's module runners."""
+
+    def __init__(
+        self, node: str, runners: Callable[[], Mapping[str, Runner]], started: float | None = None
+    ) -> None:
+        self.node_name = node
+        self._runners = runners
+        self._started = time.monotonic() if started is None else started
+
+    def _get(self, name: str) -> Runner:
+        runners = self._runners()
+        r = runners.get(name)
+        if r is None:
+            raise unknown_module(name, runners)
+        return r
+
+    async def node(self) -> NodeStatus:
+        mods = [await self.module(n) for n in sorted(self._runners())]
+        return NodeStatus(
+            node=self.node_name,
+            version=__version__,
+            protocol=PROTOCOL_VERSION,
+            uptime_s=max(0.0, time.monotonic() - self._started),
+            modules=[ModuleSummary(module=m.module, state=m.state, phase=m.phase) for m in mods],
+        )
+
+    async def modules(self) -> list[ModuleStatus]:
+        return [status_of(self.node_name, self._runners()[n]) for n in sorted(self._runners())]
+
+    async def module(self, name: str) -> ModuleStatus:
+        return status_of(self.node_name, self._get(name))
+
+    async def command(self, name: str, request: CommandRequest) -> CommandResult:
+        r = self._get(name)
+        before = r.actor.state.state
+        cmd = request.command
+
+        def result(accepted: bool, reason: str) -> CommandResult:
+            return CommandResult(
+                module=name,
+                node=self.node_name,
+                command=cmd,
+                accepted=accepted,
+                reason=reason,
+                state_before=State(before.value),
+                state_after=State(r.actor.state.state.value),
+            )
+
+        if cmd in _BOOT:
+            r.set_boot(_BOOT[cmd])
+            r.mlog.info(f"boot {_BOOT[cmd]} (admin)")
+            return result(True, f"boot {_BOOT[cmd]}")
+        on = _COMMANDS.get(cmd)
+        if on is None:
+            raise UsageError(f"command: {cmd} is not available yet (replication / checkers)")
+        if on in _STARTS:
+            await r.peer_decided()
+            before = r.actor.state.state
+        if on is On.START and before is not CoreState.STOP:
+            return result(False, f"already started ({before.value})")
+        if on is On.STOP and before is CoreState.STOP:
+            return result(False, "already stopped")
+        decision = await r.actor.command(on)
+        now = decision.state.state
+        if decision.refused and on is On.START and now is not CoreState.STOP:
+            return result(False, f"already started ({now.value})")
+        if decision.refused:
+            raise StateError(f"{name}: {decision.reason}")
+        return result(bool(decision.rows), decision.reason)
+
+    async def log(self, name: str, since: datetime | None, follow: bool) -> AsyncIterator[str]:
+        return self._get(name).mlog.stream(since, follow)

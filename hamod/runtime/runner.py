@@ -1,0 +1,105 @@
+"""One module on this node as the daemon runs it: its actor, its peer liveness, its log,
+its runtime toggles (``boot``, and whether it was started, for ``boot: auto``), whether
+the peer is known yet, and the notes ``hamod state`` shows (peer refused with both
+config hashes, two primaries, split brain, degraded networks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from hamod.adapters.heartbeat_liveness import Liveness
+from hamod.config import ModuleConfig
+from hamod.core.model import View
+from hamod.errors import HamodError, StateError
+from hamod.runtime.logs import ModuleLog
+from hamod.runtime.module import ModuleActor
+from hamod.runtime.real import FileToggles, TogglesDoc
+
+#: How long a start command waits for the peer to be heard or lost (the CLI waits 10s).
+PEER_WAIT = 8.0
+
+
+def set_view(**changes: Any) -> Callable[[View], View]:
+    """A view update setting ``changes``."""
+    return lambda v: replace(v, **changes)
+
+
+def net_up(network: str, up: bool) -> Callable[[View], View]:
+    """A view update marking ``network`` up or down."""
+
+    def update(v: View) -> View:
+        nets = v.networks_up | {network} if up else v.networks_up - {network}
+        return replace(v, networks_up=nets)
+
+    return update
+
+
+class ModuleRunner:
+    """One module on this node: its actor, liveness, log and runtime toggles."""
+
+    def __init__(self, config: ModuleConfig, actor: ModuleActor, mlog: ModuleLog,
+                 liveness: Liveness, toggles: FileToggles) -> None:  # fmt: skip
+        self.config, self.actor, self.mlog = config, actor, mlog
+        self.liveness = liveness
+        self.toggles = toggles
+        self.doc = toggles.load()
+        self.peer_hash = ""
+        #: Set once the peer was heard or declared lost: before that, a peer-less view
+        #: means "not heard yet", so starting the module waits for it.
+        self.peer_known = asyncio.Event()
+        if not actor.view.params.peer:
+            self.peer_known.set()
+        actor.on_step = self._stepped
+
+    @property
+    def boot(self) -> str:
+        if self.config.boot != "ignore":
+            return self.config.boot
+        return self.doc.boot or "auto"
+
+    def set_boot(self, value: str) -> None:
+        self.doc = TogglesDoc.model_validate({"boot": value, "started": self.doc.started})
+        self.toggles.save(self.doc)
+
+    async def peer_decided(self) -> None:
+        """Wait (a few seconds at most) until the peer was heard or declared lost."""
+        try:
+            await asyncio.wait_for(self.peer_known.wait(), PEER_WAIT)
+        except TimeoutError:
+            p = self.actor.view.params
+            raise StateError(
+                f"{self.actor.name}: peer {p.peer} not heard yet; it is declared lost "
+                f"{p.timeout:g}s after the daemon's start: retry then"
+            ) from None
+
+    def should_start(self) -> bool:
+        b = self.boot
+        return b == "on" or (b == "auto" and self.doc.started)
+
+    def _stepped(self, d: object) -> None:
+        started = self.actor.state.state.value != "STOP"
+        if started != self.doc.started:
+            self.doc = TogglesDoc(boot=self.doc.boot, started=started)
+            with contextlib.suppress(HamodError, OSError):
+                self.toggles.save(self.doc)
+
+    def notes(self) -> list[str]:
+        s, out = self.actor.state, []
+        if s.refused:
+            mine = self.actor.view.params.config_hash
+            out.append(f"peer refused: {s.refused} (config hash ours {mine}, peer "
+                       f"{self.peer_hash or '?'})")  # fmt: skip
+        if s.two_primaries:
+            out.append("TWO PRIMARIES: the peer serves too (cut without arbitrator)")
+        if s.split_brain:
+            out.append("split brain: both wrote while apart; prim on the node to keep")
+        if s.degraded:
+            up = ", ".join(sorted(self.actor.view.networks_up)) or "none"
+            out.append(f"degraded: heartbeat networks up: {up}")
+        if s.wait_reasons:
+            out.append("waiting: " + ", ".join(s.wait_reasons))
+        return out

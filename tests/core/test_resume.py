@@ -1,0 +1,73 @@
+"""resume(): a daemon restart picks the module up where it was (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hamod.core.actions import ArmLeaseTimer, EnsureDataPath, Role
+from hamod.core.events import ResyncFailed, ScriptFailed
+from hamod.core.model import (
+    Await,
+    Goal,
+    Mode,
+    ModuleState,
+    Params,
+    Pending,
+    Phase,
+    Resync,
+    Script,
+    State,
+    Witness,
+)
+from hamod.core.resume import resume, role_of
+
+P = Params(node="a", peer="b")
+
+
+def test_settled_primary_is_kept_with_its_role() -> None:
+    s = ModuleState(state=State.PRIM, phase=Phase.READY, term=3, two_primaries=True)
+    r = resume(P, s, 10.0)
+    assert r.state == replace(s, two_primaries=False)
+    assert r.actions == (EnsureDataPath(Role.PRIMARY_MIRRORING, r.actions[0].reason),)
+    assert r.follow is None
+    assert "resume PRIM" in r.reason
+
+
+def test_roles() -> None:
+    assert role_of(ModuleState(state=State.SECOND)) is Role.SECONDARY
+    assert role_of(ModuleState(state=State.ALONE)) is Role.PRIMARY_ALONE
+    assert role_of(ModuleState(state=State.UP)) is Role.PRIMARY_ALONE
+    assert role_of(ModuleState(state=State.WAIT)) is Role.OFF
+
+
+def test_awaited_script_counts_as_failed() -> None:
+    s = ModuleState(state=State.ALONE, pending=Pending(Await.START_APP, Goal.ALONE))
+    assert resume(P, s, 0.0).follow == ScriptFailed(Script.START_PRIM)
+    s = replace(s, pending=Pending(Await.STOP_APP_FORCE, Goal.STOP))
+    assert resume(P, s, 0.0).follow == ScriptFailed(Script.STOP_PRIM)
+    farm = replace(P, mode=Mode.FARM)
+    s = replace(s, state=State.UP, pending=Pending(Await.START_APP, Goal.ALONE))
+    assert resume(farm, s, 0.0).follow == ScriptFailed(Script.START_BOTH)
+    s = ModuleState(state=State.WAIT, pending=Pending(Await.PRESTART, Goal.WAIT))
+    assert resume(P, s, 0.0).follow == ScriptFailed(Script.PRESTART)
+
+
+def test_lease_pending_is_kept_and_resync_fails() -> None:
+    s = ModuleState(state=State.WAIT, pending=Pending(Await.LEASE, Goal.ALONE, term=4))
+    assert resume(P, s, 0.0).follow is None
+    s = ModuleState(state=State.SECOND, resync=Resync("b", False, False))
+    r = resume(P, s, 0.0)
+    assert isinstance(r.follow, ResyncFailed)
+    assert "resync interrupted" in r.reason
+
+
+def test_lease_timer_rearmed_for_an_arbitrated_primary() -> None:
+    p = replace(P, witness=Witness.ARBITRATOR, lease=5.0, lease_margin=1.0)
+    s = ModuleState(state=State.ALONE, phase=Phase.READY, term=2, lease_until=20.0)
+    r = resume(p, s, 10.0)
+    assert r.actions[1] == ArmLeaseTimer(19.0, r.actions[1].reason)
+    assert "lease already ending" not in r.reason
+    assert "lease already ending" in resume(p, s, 19.5).reason
+    assert len(resume(p, replace(s, lease_until=0.0), 10.0).actions) == 1
+    assert len(resume(P, s, 10.0).actions) == 1
+    assert len(resume(p, replace(s, state=State.SECOND), 10.0).actions) == 1
