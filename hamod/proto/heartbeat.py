@@ -63,6 +63,11 @@ class ModuleFlags(IntFlag):
     RESYNCING = 0x04
     PRIMFORCED = 0x08
     SPLIT_BRAIN = 0x10
+    CANDIDATE = 0x20  # may lead on its own (up to date, failover on, nothing to wait for)
+    HANDOVER = 0x40  # stepped down for the peer (swap / failback)
+    SWAP_REQUEST = 0x80  # a SECOND asking its primary to swap
+    SYNCED = 0x100  # resynced to the generation the peer announced last
+    GEN_FORCED = 0x200  # the current generation was imposed by an admin
 
 
 NO_FLAGS: Final = ModuleFlags(0)

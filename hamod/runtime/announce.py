@@ -22,11 +22,11 @@ from hamod.proto import ModuleState as WireState
 from hamod.proto import Phase as WirePhase
 from hamod.proto.heartbeat import MAX_HISTORY
 
-CANDIDATE = 0x20
-HANDOVER = 0x40
-SWAP_REQUEST = 0x80
-SYNCED = 0x100
-GEN_FORCED = 0x200
+CANDIDATE = ModuleFlags.CANDIDATE
+HANDOVER = ModuleFlags.HANDOVER
+SWAP_REQUEST = ModuleFlags.SWAP_REQUEST
+SYNCED = ModuleFlags.SYNCED
+GEN_FORCED = ModuleFlags.GEN_FORCED
 
 _PHASE_OUT = {
     Phase.NOT_READY: WirePhase.NOT_READY,
