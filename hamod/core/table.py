@@ -115,7 +115,7 @@ ROWS: tuple[Row, ...] = (
        "swap: hand the primary role to the peer"),
     _r("swap_second", SECOND, On.SWAP, (pg.second_may_swap,), None, (sx.swap_request,),
        "swap: ask the primary to hand over"),
-    _r("fullsync", SECOND, On.FULLSYNC, (), None, (sx.full_resync,), "fullsync"),
+    _r("fullsync", SECOND, On.FULLSYNC, (g.settled,), None, (sx.full_resync,), "fullsync"),
     # --- scripts of the primary / farm member -----------------------------------------------
     _r("start_app_ok", SERV, On.SCRIPT_OK, (g.start_app_done,), None, (fx.ready,), "app started"),
     _r("start_app_failed_maxloop", SERV, On.SCRIPT_FAILED, (g.start_app_done, g.maxloop_reached),

@@ -9,7 +9,7 @@ import pytest
 
 from hamod.core.events import CheckAction, Health, On, ScriptOk, Tick
 from hamod.core.machine import step
-from hamod.core.model import Phase, Script, State, View
+from hamod.core.model import Await, Goal, Phase, Script, State, View
 from hamod.core.table import TABLE
 from tests.core.cases import (
     ALONE,
@@ -23,6 +23,7 @@ from tests.core.cases import (
     ck,
     cmd,
     peer,
+    pend,
     run_case,
 )
 
@@ -68,6 +69,9 @@ V = View(NONE)
         (ALONE, On.START, None),
         (replace(ALONE, phase=Phase.TRANSIENT), On.STOP, None),
         (WAIT, On.FULLSYNC, None),
+        # a SECOND asking for the term to take over: its copy must stay up to date until
+        # the answer (soak seed 139457: a fullsync there let a stale copy become PRIM)
+        (pend(SECOND, Await.LEASE, Goal.PRIM, term=3), On.FULLSYNC, peer(State.SECOND)),
         (WAIT, On.RESTART, None),
     ],
 )
