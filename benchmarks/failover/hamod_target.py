@@ -11,7 +11,9 @@ the outage measured is the VIP's failover, like keepalived's.
 
 Timer presets, fixed before the numbers existed: "default" = heartbeat pulse 700 ms,
 timeout 30 s (hamod's defaults, SafeKit's); "tight" = pulse 100 ms, timeout 1 s. The lease
-is the default, timeout / 2.
+is the default, timeout / 2. "equal" = pulse 100 ms, timeout 360 ms, lease 250 ms: the
+same detection time as keepalived at advert_int 0.1 (3 × advert_int + skew = 0.36 s),
+so the two columns differ only by what each does after detecting the loss.
 
 - ``setup``: check the daemon exists (else :class:`TargetUnavailable`), render the files.
 - ``start``: first call: deploy, start the witness and the daemons, then the module's first
@@ -45,6 +47,7 @@ class HamodTimers:
 
     pulse: float
     timeout: float
+    lease: float | None = None  # None: the default (timeout / 2)
 
     @property
     def pulse_text(self) -> str:
@@ -53,11 +56,20 @@ class HamodTimers:
 
     @property
     def timeout_text(self) -> str:
-        """``30s``: the timeout as a module-file duration."""
-        return f"{self.timeout:g}s"
+        """``30000ms``: the timeout as a module-file duration."""
+        return f"{round(self.timeout * 1000)}ms"
+
+    @property
+    def lease_text(self) -> str | None:
+        """``250ms`` or None (the module file's default)."""
+        return None if self.lease is None else f"{round(self.lease * 1000)}ms"
 
 
-TIMERS = {"default": HamodTimers(0.7, 30.0), "tight": HamodTimers(0.1, 1.0)}
+TIMERS = {
+    "default": HamodTimers(0.7, 30.0),
+    "tight": HamodTimers(0.1, 1.0),
+    "equal": HamodTimers(0.1, 0.36, 0.25),
+}
 
 
 class HamodTarget:
@@ -93,6 +105,7 @@ class HamodTarget:
             service=False,
             pulse=self.heartbeat.pulse_text,
             timeout=self.heartbeat.timeout_text,
+            lease=self.heartbeat.lease_text,
         )
         cluster = LabCluster(lab, [module], witness="arbitrator")
         if cluster.vip(MODULE) != spec.vip or spec.interface != "eth0" or spec.prefix != 24:

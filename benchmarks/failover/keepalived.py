@@ -8,7 +8,8 @@ that was powered off and booted again rejoins as a backup instead of taking the 
 (so every run measures exactly one failover: the one we caused). The master announces
 the VIP with ``vrrp_garp_master_repeat`` gratuitous ARPs.
 
-Timers: "default" = ``advert_int 1`` (keepalived's default), "tight" = ``advert_int 0.1``.
+Timers: "default" = ``advert_int 1`` (keepalived's default), "tight" and "equal" =
+``advert_int 0.1``.
 A backup declares the master dead after 3 × advert_int + skew (skew = (256 - priority) /
 256 × advert_int): 3.61 s and 0.36 s at priority 100, counted from the last advert it
 received, so the outage of a power-off is between that minus one advert_int and that.
@@ -36,7 +37,7 @@ from hamod.testing.lab import Lab
 
 __all__ = ["ADVERT_INT", "KeepalivedTarget", "render_config"]
 
-ADVERT_INT = {"default": 1.0, "tight": 0.1}
+ADVERT_INT = {"default": 1.0, "tight": 0.1, "equal": 0.1}
 PRIORITY = 100
 GARP_REPEAT = 5
 ROUTER_ID = 51

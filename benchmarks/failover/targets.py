@@ -12,8 +12,9 @@ target only manages its own HA software on the nodes:
   VIP as primary, every other running node is a ready standby) and return the primary;
 - ``teardown()``: stop everything it started (the harness removes the lab anyway).
 
-Timer presets are named ("default", "tight") so targets compare at like-for-like
-settings; each target maps a preset to its own knobs and says how long a failover may
+Timer presets are named ("default", "tight", "equal") so targets compare at like-for-like
+settings ("equal": both detect a dead peer after the same time, 0.36 s); each target
+maps a preset to its own knobs and says how long a failover may
 take at most (``budget``), which bounds the harness's wait.
 """
 
@@ -26,7 +27,7 @@ from hamod.testing.lab import Lab
 
 __all__ = ["TIMER_PRESETS", "ClusterSpec", "Target", "TargetUnavailable"]
 
-TIMER_PRESETS = ("default", "tight")
+TIMER_PRESETS = ("default", "tight", "equal")
 
 
 class TargetUnavailable(Exception):

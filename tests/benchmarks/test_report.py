@@ -12,7 +12,7 @@ from benchmarks.failover import report
 from benchmarks.failover.hamod_target import HamodTarget
 from benchmarks.failover.harness import RunResult, Series
 from benchmarks.failover.keepalived import KeepalivedTarget, render_config
-from benchmarks.failover.targets import ClusterSpec, TargetUnavailable
+from benchmarks.failover.targets import ClusterSpec
 
 pytestmark = pytest.mark.unit
 
@@ -49,12 +49,15 @@ def test_keepalived_timer_presets() -> None:
         KeepalivedTarget("loose")
 
 
-def test_hamod_target_is_reported_unavailable_until_the_daemon_exists() -> None:
-    target = HamodTarget("default")
-    assert target.settings == "pulse 700 ms, timeout 30 s"
+def test_hamod_presets_match_keepalived_where_they_claim_to() -> None:
+    assert HamodTarget("default").settings == "pulse 700 ms, timeout 30 s"
     assert HamodTarget("tight").settings == "pulse 100 ms, timeout 1 s"
-    with pytest.raises(TargetUnavailable, match="daemon"):
-        target.setup(None, SPEC)  # type: ignore[arg-type]
+    equal = HamodTarget("equal")
+    # "equal": hamod's timeout is keepalived's master-down interval at advert_int 0.1
+    assert equal.heartbeat.timeout == pytest.approx(
+        KeepalivedTarget("equal").master_down, abs=0.005
+    )
+    assert equal.heartbeat.timeout_text == "360ms" and equal.heartbeat.lease_text == "250ms"
 
 
 def test_series_figures_ignore_unrecovered_runs() -> None:
