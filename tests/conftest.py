@@ -31,6 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Soak counts are 10-20x the CI ones: give each test up to 2 h instead of 10 min.
+    if config.getoption("--soak") and getattr(config.option, "timeout", None):
+        config.option.timeout = max(float(config.option.timeout), 7200.0)
+
+
 @dataclass(frozen=True)
 class Scale:
     """How big the long tests are in this run."""
