@@ -31,10 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    # Soak counts are 10-20x the CI ones: give each test up to 2 h instead of 10 min.
-    if config.getoption("--soak") and getattr(config.option, "timeout", None):
-        config.option.timeout = max(float(config.option.timeout), 7200.0)
+    # Soak counts are 10-20x the CI ones: give each test up to 2 h instead of the ini's
+    # 10 min (before pytest-timeout reads its settings; an explicit --timeout wins).
+    if config.getoption("--soak") and getattr(config.option, "timeout", None) is None:
+        config.option.timeout = 7200.0
 
 
 @dataclass(frozen=True)
