@@ -22,6 +22,7 @@ from hamod.api.models import (
     CommandRequest,
     CommandResult,
     ErrorBody,
+    ModuleConfigDump,
     ModuleStatus,
     NodeStatus,
     ReadyStatus,
@@ -98,6 +99,13 @@ def _router(backend: Backend) -> APIRouter:
     async def module(name: ModuleName) -> ModuleStatus:
         """Status of one module on this node (``hamod state -m NAME -v``)."""
         return await backend.module(name)
+
+    @router.get("/modules/{name}/config", tags=["modules"], responses=_MODULE_ERRORS)
+    async def module_config(name: ModuleName) -> ModuleConfigDump:
+        """The module's canonical configuration on this node (cluster and module files,
+        defaults included), from which its config hash is computed. Nodes fetch their
+        peer's to name the fields that differ when the hashes do (mutual TLS only)."""
+        return await backend.module_config(name)
 
     @router.post(
         "/modules/{name}/commands",

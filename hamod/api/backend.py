@@ -21,7 +21,13 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from hamod.api.models import CommandRequest, CommandResult, ModuleStatus, NodeStatus
+from hamod.api.models import (
+    CommandRequest,
+    CommandResult,
+    ModuleConfigDump,
+    ModuleStatus,
+    NodeStatus,
+)
 from hamod.errors import UsageError
 
 
@@ -61,6 +67,11 @@ class Backend(Protocol):
         still be in progress: the status then shows a TRANSIENT phase). Raises
         :class:`UnknownModule`, :class:`~hamod.errors.StateError` with the reason of a
         refusal, :class:`~hamod.errors.UsageError` for bad arguments."""
+        ...
+
+    async def module_config(self, name: str) -> ModuleConfigDump:
+        """The module's canonical configuration on this node (what its config hash is
+        computed from); raises :class:`UnknownModule`."""
         ...
 
     async def log(self, name: str, since: datetime | None, follow: bool) -> AsyncIterator[str]:

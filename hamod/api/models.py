@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pydantic import (
     BaseModel,
@@ -237,6 +237,19 @@ class ReadyStatus(_Response):
     ready: bool
     state: State
     phase: Phase
+
+
+class ModuleConfigDump(_Response):
+    """A module's configuration as this node runs it: the canonical dump that its config
+    hash is computed from (``{"cluster": ..., "module": ...}``, defaults included,
+    durations in their written form; see :mod:`hamod.config.identity`). A node whose peer
+    announces another config hash fetches it to name the differing fields."""
+
+    module: str
+    node: str
+    #: sha256 (hex) of the canonical dump; heartbeats carry its first 32 digits.
+    config_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    config: dict[str, Any]
 
 
 #: Commands that take ``resource`` and ``value``; only ``checker_on/off`` take ``checker``;

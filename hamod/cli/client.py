@@ -32,6 +32,7 @@ from hamod.api.models import (
     CommandResult,
     ErrorBody,
     ErrorCode,
+    ModuleConfigDump,
     ModuleStatus,
     NodeStatus,
     ReadyStatus,
@@ -141,6 +142,11 @@ class Client:
         """Status of one module on the node."""
         answer = await self._request("GET", f"/modules/{quote(name, safe='')}")
         return _parse(ModuleStatus, answer, self.label)
+
+    async def module_config(self, name: str) -> ModuleConfigDump:
+        """The module's canonical configuration on the node (its config hash's source)."""
+        answer = await self._request("GET", f"/modules/{quote(name, safe='')}/config")
+        return _parse(ModuleConfigDump, answer, self.label)
 
     async def command(self, name: str, request: CommandRequest) -> CommandResult:
         """Run a command on a module of the node."""

@@ -152,7 +152,9 @@ def retry_forced_lease(c: Ctx, s: ModuleState) -> Out:
 def take_term(c: Ctx, s: ModuleState) -> Out:
     assert isinstance(c.e, LeaseGranted)
     until = c.e.requested_at + c.p.lease
-    s = replace(s, term=c.e.term, lease_until=until, pending=None, backoff_until=0.0)
+    s = replace(
+        s, term=c.e.term, lease_until=until, pending=None, backoff_until=0.0, term_backoff_until=0.0
+    )
     return s, (ArmLeaseTimer(until - c.p.lease_margin, "stop serving before the lease ends"),)
 
 
@@ -173,9 +175,12 @@ def local_term(c: Ctx, s: ModuleState) -> Out:
 
 
 def lease_failed(c: Ctx, s: ModuleState) -> Out:
+    """No new term request for ``timeout`` (the arbitrator is not asked in a loop). Only
+    the term requests wait: pairing with a serving peer does not (see ``may_pair``)."""
     keep = s.intent if s.intent is Intent.SECOND else Intent.NONE
     until = c.now + c.p.timeout
-    return replace(s, pending=None, phase=Phase.NOT_READY, backoff_until=until, intent=keep), ()
+    s = replace(s, pending=None, phase=Phase.NOT_READY, term_backoff_until=until, intent=keep)
+    return s, ()
 
 
 def new_generation(c: Ctx, s: ModuleState) -> Out:

@@ -237,7 +237,8 @@ class ModuleState:
     degraded: bool = False
     handover: bool = False  # stepped down for the peer (swap / failback)
     swap_request: bool = False  # a SECOND asking its primary to swap
-    backoff_until: float = 0.0
+    backoff_until: float = 0.0  # resync / data path failed: no new pairing before then
+    term_backoff_until: float = 0.0  # term refused or unanswered: no new request before then
     forced: bool = False  # made primary by primforce (recorded warning)
     refused: str = ""  # why the peer is refused (config/protocol), shown by `state`
     synced_to: Generation | None = None  # as SECOND: the primary's generation resynced to
@@ -317,6 +318,7 @@ def announcement(params: Params, s: ModuleState, now: float) -> PeerView:
             and not s.wait_reasons
             and not s.split_brain
             and now >= s.backoff_until
+            and now >= s.term_backoff_until
             and s.intent is not Intent.SECOND
         ),
         handover=s.handover,

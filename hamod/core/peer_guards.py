@@ -193,9 +193,16 @@ def data_diverged(c: Ctx) -> bool:
 
 
 def may_pair(c: Ctx) -> bool:
-    """WAIT → SECOND: the peer serves, is compatible, and my data can follow it."""
+    """WAIT → SECOND: the peer serves, is compatible, and my data can follow it. Only a
+    failed resync or data path delays a new pairing (``backoff_until``); a refused term
+    does not (``term_backoff_until`` holds back term requests only): a node refused at
+    boot pairs as soon as it hears its serving peer. The peer must be Ready: a primary
+    in transition (starting after a swap, or stopping) may still change its role, and
+    its data path mirrors only a SECOND that is there when it starts mirroring."""
     return (
         peer_serving(c)
+        and c.peer is not None
+        and c.peer.phase is Phase.READY
         and compatible(c)
         and not data_diverged(c)
         and c.s.intent not in (Intent.PRIM, Intent.FORCE)
@@ -222,7 +229,7 @@ def should_lead(c: Ctx) -> bool:
     if pv is None:
         if c.p.witness is Witness.PING and not c.v.witness_ok:
             return False
-        return admin or (s.failover and c.now >= s.backoff_until)
+        return admin or (s.failover and c.now >= s.backoff_until and c.now >= s.term_backoff_until)
     if pv.state in PRIMARY:
         return False
     if admin and s.intent is not Intent.FORCE and peer_newer(c):

@@ -14,7 +14,15 @@ the last running :class:`ModuleState` in a marker on a tmpfs (gone at reboot) an
   (WAIT, then pair again);
 - the runtime-side roles are re-established by ``actions``: the data path role of the
   state and, with the arbitrator, the lease timer of a serving primary. The VIP is not
-  touched (its presence is the watchdog's and the stop sequence's business).
+  touched (its presence is the watchdog's and the stop sequence's business);
+- the **view** starts with the peer as the dead daemon last saw it (``peer``, kept in the
+  marker too), not with "no peer": in a :class:`~hamod.core.model.View`, ``peer=None``
+  means *lost*, and a PRIM taking its peer as lost holds writes and asks for a new term
+  (a new data generation: the SECOND would resync after every daemon restart). The
+  restarted daemon has not heard the peer *yet*, which is not the same: its heartbeat
+  liveness starts afresh, and the peer counts as it was seen until ``timeout`` passes
+  with no heartbeat from it (then ``PeerLost`` clears it, as for a running daemon). Its
+  first heartbeat replaces the saved announcement (``PeerAnnounced`` if it changed).
 
 Time: ``lease_until`` and every timestamp are CLOCK_MONOTONIC seconds, which do not
 change across a daemon restart (only across a reboot, when the marker is gone).
@@ -32,6 +40,7 @@ from hamod.core.model import (
     Mode,
     ModuleState,
     Params,
+    PeerView,
     Script,
     State,
     Witness,
@@ -50,12 +59,14 @@ _FARM = {Script.START_PRIM: Script.START_BOTH, Script.STOP_PRIM: Script.STOP_BOT
 @dataclass(frozen=True)
 class Resumed:
     """The module as the restarted daemon takes it over: its state, the actions that
-    re-establish the runtime's side, and an event to feed first (or None)."""
+    re-establish the runtime's side, an event to feed first (or None), and the peer its
+    view starts with (the last announcement seen before the restart, or None)."""
 
     state: ModuleState
     actions: tuple[Action, ...]
     follow: Event | None
     reason: str
+    peer: PeerView | None = None
 
 
 def role_of(s: ModuleState) -> Role:
@@ -69,12 +80,18 @@ def role_of(s: ModuleState) -> Role:
     return Role.OFF
 
 
-def resume(params: Params, saved: ModuleState, now: float) -> Resumed:
-    """What a restarted daemon does with ``saved``, the last state its predecessor ran."""
+def resume(params: Params, saved: ModuleState, now: float, peer: PeerView | None = None) -> Resumed:
+    """What a restarted daemon does with ``saved``, the last state its predecessor ran,
+    and ``peer``, the peer's last announcement it had in its view (None: lost or never
+    heard)."""
     s = replace(saved, two_primaries=False)
     acts: list[Action] = [EnsureDataPath(role_of(s), "daemon restarted: same role")]
     follow: Event | None = None
     reasons = [f"daemon restarted: resume {s.state.value}/{s.phase.value}"]
+    if peer is not None and peer.node != params.peer:
+        peer = None  # saved for another peer (the configuration changed): not this one
+    if peer is not None:
+        reasons.append(f"peer {peer.node} as last seen ({peer.state.value}) until heard or lost")
     p = s.pending
     if p is not None and p.awaiting is not Await.LEASE:
         script = _SCRIPT[p.awaiting]
@@ -89,4 +106,4 @@ def resume(params: Params, saved: ModuleState, now: float) -> Resumed:
         acts.append(ArmLeaseTimer(s.lease_until - params.lease_margin, "lease timer re-armed"))
         if now >= s.lease_until - params.lease_margin:
             reasons.append("lease already ending")
-    return Resumed(s, tuple(acts), follow, "; ".join(reasons))
+    return Resumed(s, tuple(acts), follow, "; ".join(reasons), peer)

@@ -31,6 +31,7 @@ def become_second(c: Ctx, s: ModuleState) -> Out:
         intent=Intent.NONE,
         split_brain=False,
         backoff_until=0.0,
+        term_backoff_until=0.0,
         synced_to=None,
     )
     why = f"data {rel.value} vs {pv.node}"
@@ -96,7 +97,8 @@ def leave_second(c: Ctx, s: ModuleState) -> Out:
 
 
 def backoff(c: Ctx, s: ModuleState) -> Out:
-    """Do not try again before ``timeout`` (resync or lease failures)."""
+    """Do not pair again (nor ask for a term) before ``timeout`` (resync or data path
+    failures)."""
     return replace(s, backoff_until=c.now + c.p.timeout), ()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hamod import PROTOCOL_VERSION, __version__
 from hamod.api.backend import unknown_module
@@ -24,6 +24,7 @@ from hamod.api.models import (
     CommandRequest,
     CommandResult,
     Mode,
+    ModuleConfigDump,
     ModuleStatus,
     ModuleSummary,
     NodeStatus,
@@ -80,6 +81,14 @@ class Runner(Protocol):
     def set_boot(self, value: str) -> None: ...
 
     def notes(self) -> list[str]: ...
+
+    def canonical(self) -> dict[str, Any]:
+        """The module's canonical configuration (the config hash's source)."""
+        ...
+
+    def full_hash(self) -> str:
+        """The full config hash (sha256 hex) of :meth:`canonical`."""
+        ...
 
     async def peer_decided(self) -> None:
         """Returns once the peer was heard or declared lost (after the daemon's start)."""
@@ -182,6 +191,12 @@ class DaemonBackend:
         if decision.refused:
             raise StateError(f"{name}: {decision.reason}")
         return result(bool(decision.rows), decision.reason)
+
+    async def module_config(self, name: str) -> ModuleConfigDump:
+        r = self._get(name)
+        return ModuleConfigDump(
+            module=name, node=self.node_name, config_hash=r.full_hash(), config=r.canonical()
+        )
 
     async def log(self, name: str, since: datetime | None, follow: bool) -> AsyncIterator[str]:
         return self._get(name).mlog.stream(since, follow)

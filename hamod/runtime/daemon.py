@@ -49,6 +49,7 @@ from hamod.core.model import ModuleState, View, announcement, initial, restore
 from hamod.core.resume import resume
 from hamod.errors import HamodError
 from hamod.proto import ModuleAnnouncement
+from hamod.runtime import peerconfig
 from hamod.runtime.announce import from_wire, to_wire
 from hamod.runtime.backend import DaemonBackend
 from hamod.runtime.datapath import NullDataPath
@@ -73,6 +74,9 @@ from hamod.witness.client import WitnessClient
 
 log = logging.getLogger(__name__)
 VipFactory = Callable[[ModuleConfig], Vips]
+#: Fetching a mismatching peer's configuration: tries, and seconds between them.
+FETCH_TRIES = 3
+FETCH_RETRY = 1.0
 
 
 class Daemon:
@@ -131,7 +135,7 @@ class Daemon:
             peers = {params.peer: sorted(nets)} if params.peer else {}
             live = Liveness(peers or {"-": ["-"]}, params.timeout, self.clock.now())
             toggles = FileToggles(self.paths.toggles_file(mod.module))
-            self.runners[mod.module] = ModuleRunner(mod, actor, mlog, live, toggles)
+            self.runners[mod.module] = ModuleRunner(mod, actor, mlog, live, toggles, cluster)
 
     def _heartbeat_config(self) -> HeartbeatConfig | None:
         cluster, me = self.loaded.cluster, self.node
@@ -189,9 +193,8 @@ class Daemon:
                 continue
             pv = from_wire(o.peer, ann, r.actor.state, hb.version)
             if pv.config_hash != p.config_hash and pv.config_hash != r.peer_hash:
-                r.mlog.error(f"config hash differs from {o.peer}'s: ours {p.config_hash}, "
-                             f"{o.peer}'s {pv.config_hash}; compare the module and cluster "
-                             f"files (hamod config check)")  # fmt: skip
+                # once per mismatching hash: name the differing fields (or say why not)
+                self._spawn(self._explain_mismatch(r, o.peer, pv.config_hash))
             r.peer_hash = pv.config_hash
             if pv != r.actor.view.peer:
                 r.actor.datapath.peer_changed(pv)
@@ -214,6 +217,36 @@ class Daemon:
             # the last one: PeerLost follows (and clears networks_up)
         elif isinstance(o, NetworkAlive):
             a.post(ev.NetworkBack(o.network), net_up(o.network, True))
+
+    async def _explain_mismatch(self, r: ModuleRunner, peer: str, peer_hash: str) -> None:
+        """The peer announces another config hash: fetch its configuration over the
+        mutual-TLS API (a few tries: its API starts just after its heartbeats) and log,
+        once, the fields that differ; ``state`` shows them while the peer is refused. If
+        it cannot be fetched, the log names both hashes and why."""
+        p = r.actor.view.params
+        timeout = min(5.0, max(1.0, p.timeout))
+        error: HamodError | None = None
+        for attempt in range(FETCH_TRIES):
+            if attempt:
+                await asyncio.sleep(FETCH_RETRY)
+            if r.peer_hash != peer_hash:
+                return  # the peer's configuration changed meanwhile: that one is explained
+            try:
+                dump = await peerconfig.fetch(self.loaded.cluster, peer, r.config.module,
+                                              sorted(r.actor.view.networks), timeout)  # fmt: skip
+            except HamodError as exc:
+                error = exc
+                continue
+            diff = peerconfig.explain(r.canonical(), dump.config, peer)
+            r.config_diff = (peer_hash, diff)
+            r.mlog.error(f"configuration differs from {peer}'s: {diff}; fix the module or "
+                         f"cluster files (hamod config check)")  # fmt: skip
+            return
+        why = f"{peer}'s configuration could not be fetched to name the differing fields: {error}"
+        r.config_diff = (peer_hash, why)
+        r.mlog.error(f"config hash differs from {peer}'s: ours {p.config_hash}, {peer}'s "
+                     f"{peer_hash}; {why}; compare the module and cluster files "
+                     f"(hamod config check)")  # fmt: skip
 
     # --- loops ------------------------------------------------------------------------
 
@@ -254,7 +287,7 @@ class Daemon:
             and 0 <= now - marker.at < p.timeout
         )
         if marker is not None and fresh:
-            a.resume(resume(p, marker.state, now))
+            r.resume(resume(p, marker.state, now, marker.peer))
             return
         if marker is not None:
             a.log.info("resume marker too old or for another configuration: restart from STOP")

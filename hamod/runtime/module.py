@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hamod.core.actions import (
@@ -191,8 +191,11 @@ class ModuleActor:
         return d
 
     def resume(self, r: Resumed) -> None:
-        """Take over a module from a dead daemon (see :func:`hamod.core.resume.resume`)."""
+        """Take over a module from a dead daemon (see :func:`hamod.core.resume.resume`):
+        its state, and its view of the peer as last seen (until heard again or lost)."""
         self.state = r.state
+        self.view = replace(self.view, peer=r.peer)
+        self.datapath.peer_changed(r.peer)
         self.log.info(f"{describe(r.state)}: {r.reason}")
         for action in r.actions:
             if isinstance(action, EnsureDataPath):
@@ -341,7 +344,9 @@ class ModuleActor:
 
     def save_marker(self, now: float) -> None:
         with contextlib.suppress(OSError):
-            self.ports.markers.save(Marker(self.state, now, self.view.params.config_hash))
+            self.ports.markers.save(
+                Marker(self.state, now, self.view.params.config_hash, self.view.peer)
+            )
 
     async def stop(self) -> None:
         """Cancel the tasks (scripts keep running as processes) and the timer."""

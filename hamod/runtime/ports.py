@@ -92,11 +92,14 @@ class Store(Protocol):
 
 @dataclass(frozen=True)
 class Marker:
-    """The resume marker: the running state and when it was written (monotonic)."""
+    """The resume marker: the running state, when it was written (monotonic), and the
+    peer's last announcement in the view (None: lost or never heard), which a restarted
+    daemon's view starts with (:func:`hamod.core.resume.resume`)."""
 
     state: ModuleState
     at: float
     config_hash: str
+    peer: PeerView | None = None
 
 
 class Markers(Protocol):

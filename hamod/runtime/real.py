@@ -23,7 +23,7 @@ from hamod.adapters.scripts import Action, ScriptEnvironment, ScriptRunner, Tran
 from hamod.adapters.store import DurableStore
 from hamod.adapters.vip import VipManager
 from hamod.config import ModuleConfig
-from hamod.core.model import Durable, ModuleState
+from hamod.core.model import Durable, ModuleState, PeerView
 from hamod.runtime import codec
 from hamod.runtime.paths import Paths
 from hamod.runtime.ports import LeaseAnswer, Marker, ScriptOutcome, TimerHandle
@@ -237,7 +237,9 @@ class FileMarkers:
             if doc.get("format") != MARKER_FORMAT:
                 return None
             state = codec.decode(ModuleState, doc["state"], "state")
-            return Marker(state, float(doc["at"]), str(doc["config_hash"]))
+            raw = doc.get("peer")  # absent in markers of older daemons: no peer
+            peer = None if raw is None else codec.decode(PeerView, raw, "peer")
+            return Marker(state, float(doc["at"]), str(doc["config_hash"]), peer)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -250,6 +252,7 @@ class FileMarkers:
             "at": marker.at,
             "config_hash": marker.config_hash,
             "state": codec.encode(marker.state),
+            "peer": None if marker.peer is None else codec.encode(marker.peer),
         }
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")

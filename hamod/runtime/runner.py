@@ -1,7 +1,8 @@
 """One module on this node as the daemon runs it: its actor, its peer liveness, its log,
 its runtime toggles (``boot``, and whether it was started, for ``boot: auto``), whether
-the peer is known yet, and the notes ``hamod state`` shows (peer refused with both
-config hashes, two primaries, split brain, degraded networks)."""
+the peer is known yet, its canonical configuration (served to the peer), and the notes
+``hamod state`` shows (peer refused with the differing fields, or both config hashes;
+two primaries, split brain, degraded networks)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from dataclasses import replace
 from typing import Any
 
 from hamod.adapters.heartbeat_liveness import Liveness
-from hamod.config import ModuleConfig
+from hamod.config import ClusterConfig, ModuleConfig, config_hash
 from hamod.core.model import View
+from hamod.core.resume import Resumed
 from hamod.errors import HamodError, StateError
 from hamod.runtime.logs import ModuleLog
 from hamod.runtime.module import ModuleActor
+from hamod.runtime.peerconfig import canonical_config
 from hamod.runtime.real import FileToggles, TogglesDoc
 
 #: How long a start command waits for the peer to be heard or lost (the CLI waits 10s).
@@ -42,12 +45,17 @@ class ModuleRunner:
     """One module on this node: its actor, liveness, log and runtime toggles."""
 
     def __init__(self, config: ModuleConfig, actor: ModuleActor, mlog: ModuleLog,
-                 liveness: Liveness, toggles: FileToggles) -> None:  # fmt: skip
+                 liveness: Liveness, toggles: FileToggles,
+                 cluster: ClusterConfig | None = None) -> None:  # fmt: skip
         self.config, self.actor, self.mlog = config, actor, mlog
+        self.cluster = cluster
         self.liveness = liveness
         self.toggles = toggles
         self.doc = toggles.load()
         self.peer_hash = ""
+        #: What differs from the peer's configuration (its hash ``config_diff[0]``), as
+        #: found by fetching it: shown by ``state`` while the peer is refused.
+        self.config_diff: tuple[str, str] = ("", "")
         #: Set once the peer was heard or declared lost: before that, a peer-less view
         #: means "not heard yet", so starting the module waits for it.
         self.peer_known = asyncio.Event()
@@ -76,6 +84,22 @@ class ModuleRunner:
                 f"{p.timeout:g}s after the daemon's start: retry then"
             ) from None
 
+    def resume(self, resumed: Resumed) -> None:
+        """Take the module over from a dead daemon: the actor resumes its state and its
+        view of the peer as last seen, which counts as known (commands need not wait for
+        a heartbeat) until the liveness, started afresh, hears it or declares it lost."""
+        self.actor.resume(resumed)
+        if resumed.peer is not None:
+            self.peer_hash = resumed.peer.config_hash
+            self.peer_known.set()
+
+    def canonical(self) -> dict[str, Any]:
+        """This node's canonical configuration of the module (the config hash's source)."""
+        return canonical_config(self.config, self.cluster)
+
+    def full_hash(self) -> str:
+        return config_hash(self.config, self.cluster)
+
     def should_start(self) -> bool:
         b = self.boot
         return b == "on" or (b == "auto" and self.doc.started)
@@ -90,9 +114,13 @@ class ModuleRunner:
     def notes(self) -> list[str]:
         s, out = self.actor.state, []
         if s.refused:
-            mine = self.actor.view.params.config_hash
-            out.append(f"peer refused: {s.refused} (config hash ours {mine}, peer "
-                       f"{self.peer_hash or '?'})")  # fmt: skip
+            peer_hash, diff = self.config_diff
+            if diff and peer_hash == self.peer_hash:
+                out.append(f"peer refused: {s.refused}; {diff}")
+            else:
+                mine = self.actor.view.params.config_hash
+                out.append(f"peer refused: {s.refused} (config hash ours {mine}, peer "
+                           f"{self.peer_hash or '?'})")  # fmt: skip
         if s.two_primaries:
             out.append("TWO PRIMARIES: the peer serves too (cut without arbitrator)")
         if s.split_brain:

@@ -9,9 +9,12 @@ the next call (:meth:`FakeBackend.fail_next`) and append log lines or set states
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from hamod import PROTOCOL_VERSION, __version__
 from hamod.api.backend import unknown_module
@@ -22,6 +25,7 @@ from hamod.api.models import (
     CommandRequest,
     CommandResult,
     Mode,
+    ModuleConfigDump,
     ModuleStatus,
     ModuleSummary,
     NodeStatus,
@@ -134,6 +138,17 @@ class FakeBackend:
             state_before=before.state,
             state_after=after.state,
         )
+
+    async def module_config(self, name: str) -> ModuleConfigDump:
+        self._check_fail()
+        mod = self._get(name)
+        config: dict[str, Any] = {
+            "cluster": None,
+            "module": {"module": name, "mode": mod.status.mode.value},
+        }
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return ModuleConfigDump(module=name, node=self.node_name, config_hash=digest, config=config)
 
     async def log(self, name: str, since: datetime | None, follow: bool) -> AsyncIterator[str]:
         self._check_fail()

@@ -3,6 +3,9 @@ endpoint, the error model, the OpenAPI document."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import httpx
 import pytest
 
@@ -259,6 +262,18 @@ async def test_log_and_since(http: httpx.AsyncClient, backend: FakeBackend) -> N
     assert r.status_code == 200 and r.text == ""
 
 
+async def test_module_config_is_the_canonical_dump(http: httpx.AsyncClient) -> None:
+    r = await http.get("/api/v1/modules/pg/config")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["module"] == "pg" and body["node"] == "n1"
+    assert body["config"] == {"cluster": None, "module": {"module": "pg", "mode": "mirror"}}
+    text = json.dumps(body["config"], sort_keys=True, separators=(",", ":"))
+    assert body["config_hash"] == hashlib.sha256(text.encode()).hexdigest()
+    r = await http.get("/api/v1/modules/nope/config")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
 async def test_openapi_lists_every_route(http: httpx.AsyncClient) -> None:
     r = await http.get("/api/v1/openapi.json")
     assert r.status_code == 200
@@ -269,6 +284,7 @@ async def test_openapi_lists_every_route(http: httpx.AsyncClient) -> None:
         "/api/v1/modules",
         "/api/v1/modules/{name}",
         "/api/v1/modules/{name}/commands",
+        "/api/v1/modules/{name}/config",
         "/api/v1/modules/{name}/log",
         "/api/v1/modules/{name}/ready",
     }

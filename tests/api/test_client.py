@@ -68,6 +68,14 @@ async def test_command_sends_only_given_arguments(remote: Client, backend: FakeB
     assert backend.commands[-1] == ("pg", request)
 
 
+async def test_module_config(remote: Client) -> None:
+    dump = await remote.module_config("web")
+    assert (dump.module, dump.node, len(dump.config_hash)) == ("web", "n1", 64)
+    assert dump.config["module"] == {"module": "web", "mode": "farm"}
+    with pytest.raises(UsageError, match=r"^n1: unknown module 'nope'"):
+        await remote.module_config("nope")
+
+
 async def test_unexpected_answer_is_a_peer_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"node": 3})

@@ -438,7 +438,7 @@ CASES: tuple[Case, ...] = (
         pend(WAIT, Await.LEASE, Goal.ALONE, 3),
         LeaseDenied(3, 3, "b"),
         ARB,
-        check=chk(pending=None, backoff_until=NOW + 3),
+        check=chk(pending=None, backoff_until=0.0, term_backoff_until=NOW + 3),
     ),
     Case(
         "lease_failed_second",
@@ -446,7 +446,7 @@ CASES: tuple[Case, ...] = (
         Tick(),
         ARB,
         pv=peer(State.SECOND, handover=True),
-        check=chk(pending=None, phase=Phase.READY, backoff_until=NOW + 3),
+        check=chk(pending=None, phase=Phase.READY, term_backoff_until=NOW + 3),
     ),
     Case(
         "lease_failed_hold",
@@ -653,6 +653,16 @@ CASES: tuple[Case, ...] = (
         pv=peer(State.ALONE),
         to=State.SECOND,
         tags=("dp:secondary", "resync:incremental", "script:start_second"),
+    ),
+    Case(  # a term refused just before the serving peer was heard: pair at once
+        "wait_pair",
+        replace(WAIT, term_backoff_until=NOW + 3),
+        PeerAnnounced(),
+        ARB,
+        pv=peer(State.ALONE, data=DataHistory(GB, (G1, G0))),
+        to=State.SECOND,
+        tags=("dp:secondary", "resync:incremental", "script:start_second"),
+        check=chk(term_backoff_until=0.0, backoff_until=0.0),
     ),
     Case(
         "wait_split_brain",

@@ -5,18 +5,23 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hamod.core.actions import ArmLeaseTimer, EnsureDataPath, Role
-from hamod.core.events import ResyncFailed, ScriptFailed
+from hamod.core.events import ResyncFailed, ScriptFailed, Tick
+from hamod.core.machine import step
 from hamod.core.model import (
     Await,
+    DataHistory,
+    Generation,
     Goal,
     Mode,
     ModuleState,
     Params,
+    PeerView,
     Pending,
     Phase,
     Resync,
     Script,
     State,
+    View,
     Witness,
 )
 from hamod.core.resume import resume, role_of
@@ -71,3 +76,35 @@ def test_lease_timer_rearmed_for_an_arbitrated_primary() -> None:
     assert len(resume(p, replace(s, lease_until=0.0), 10.0).actions) == 1
     assert len(resume(P, s, 10.0).actions) == 1
     assert len(resume(p, replace(s, state=State.SECOND), 10.0).actions) == 1
+
+
+def test_the_view_keeps_the_peer_as_last_seen() -> None:
+    """A resumed PRIM does not take its peer as lost before it could hear it: the view
+    starts with the saved announcement, so the first tick only renews the lease (same
+    term, same data generation)."""
+    arb = replace(P, witness=Witness.ARBITRATOR, config_hash="h", timeout=4.0, lease=2.0)
+    gen = Generation("a", 1, 1)
+    s = ModuleState(
+        state=State.PRIM,
+        phase=Phase.READY,
+        up_to_date=True,
+        data=DataHistory(gen),
+        term=1,
+        last_prim=True,
+        lease_until=11.0,
+    )
+    second = PeerView(
+        "b", State.SECOND, Phase.READY, up_to_date=True, data=DataHistory(gen), term=1,
+        config_hash="h",
+    )  # fmt: skip
+    r = resume(arb, s, 10.0, second)
+    assert r.peer == second and "peer b as last seen (SECOND)" in r.reason
+    d = step(r.state, View(arb, r.peer), Tick(), 10.2)
+    assert d.rows == ("renew_lease",), d.rows
+    assert (d.state.state, d.state.term, d.state.data) == (State.PRIM, 1, s.data)
+    # what the restarted daemon did before: "no peer" read as "peer lost"
+    lost = step(r.state, View(arb, None), Tick(), 10.2)
+    assert "prim_lost_peer_lease" in lost.rows
+    # an announcement saved for another peer is not this module's peer
+    assert resume(arb, s, 10.0, replace(second, node="c")).peer is None
+    assert resume(arb, s, 10.0).peer is None

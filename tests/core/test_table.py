@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from hamod.core.events import CheckAction, Health, On, ScriptOk, Tick
+from hamod.core.events import CheckAction, Evaluate, Health, LeaseDenied, On, ScriptOk, Tick
 from hamod.core.machine import step
-from hamod.core.model import Await, Goal, Phase, Script, State, View
+from hamod.core.model import Await, Goal, Phase, Script, State, View, announcement
 from hamod.core.table import TABLE
 from tests.core.cases import (
     ALONE,
+    ARB,
     CASES,
     NONE,
     NOW,
@@ -151,3 +152,32 @@ def test_protocol_version_one_apart_pairs_two_apart_refused() -> None:
     assert "wait_pair" in ok.rows
     bad = step(s, View(NONE, peer(State.ALONE, protocol_version=3)), cmd(On.FAILOVER_ON), NOW)
     assert "peer_refused" in bad.rows and "protocol" in bad.state.refused
+
+
+def test_term_backoff_holds_back_term_requests_not_pairing() -> None:
+    """A refused term: no new request (nor candidacy) for ``timeout``; a serving peer
+    heard meanwhile is paired with at once (issue: rejoin waited a whole timeout)."""
+    asked = pend(WAIT, Await.LEASE, Goal.ALONE, 3)
+    refused = step(asked, View(ARB), LeaseDenied(3, 3, "b"), NOW)
+    assert refused.rows == ("lease_failed_wait",), refused.rows
+    s = refused.state
+    assert s.term_backoff_until == NOW + ARB.timeout and s.backoff_until == 0.0
+    assert not announcement(ARB, s, NOW).candidate
+    # alone, within the back-off: no new term request
+    assert "wait_lead_lease" not in step(s, View(ARB), Tick(), NOW + 1).rows
+    # once it ends, the arbitrator is asked again
+    assert step(s, View(ARB), Tick(), NOW + ARB.timeout).rows[-1] == "wait_lead_lease"
+    # the serving peer is heard within the back-off: SECOND at once
+    pv = peer(State.ALONE, data=WAIT.data)
+    paired = step(s, View(ARB, pv), Evaluate(), NOW + 0.5)
+    assert paired.rows[-1] == "wait_pair" and paired.state.state is State.SECOND
+
+
+def test_no_pairing_with_a_primary_in_transition() -> None:
+    """A primary still starting (after a swap) or stopping may change its role, and its
+    data path mirrors only a SECOND present when it starts mirroring: wait for Ready."""
+    starting = peer(State.PRIM, phase=Phase.TRANSIENT)
+    s = replace(WAIT, up_to_date=False)
+    assert "wait_pair" not in step(s, View(ARB, starting), Evaluate(), NOW).rows
+    ready = replace(starting, phase=Phase.READY)
+    assert step(s, View(ARB, ready), Evaluate(), NOW).rows[-1] == "wait_pair"

@@ -25,6 +25,7 @@ from hamod.core.resume import resume
 from hamod.errors import StateError, UsageError
 from hamod.runtime.backend import DaemonBackend
 from hamod.runtime.ports import Marker
+from hamod.runtime.real import FileMarkers
 from hamod.testing.fakes import ScriptCall
 from tests.runtime.harness import PARAMS, Rig, rig
 
@@ -221,3 +222,53 @@ def test_restored_state_after_reboot_is_stop(tmp_path: Path) -> None:
     d = ModuleState(state=State.PRIM, up_to_date=True, last_prim=True, term=4).durable()
     s = restore(PARAMS, d)
     assert (s.state, s.term, s.up_to_date) == (State.STOP, 4, True)
+
+
+async def test_resume_keeps_the_peer_as_last_seen(tmp_path: Path) -> None:
+    """A daemon restarted in time resumes PRIM with the peer as it was seen (from the
+    marker): the ticks before the peer is heard again renew the lease on the same term,
+    with no "mirror lost" (no new term, no new data generation)."""
+    arb = replace(PARAMS, witness=Witness.ARBITRATOR)
+    first = rig(tmp_path, arb)
+    await start_alone(first)
+    s = first.actor.state
+    second_pv = PeerView("n2", State.SECOND, Phase.READY, data=s.data, term=s.term,
+                         synced_to=s.data.current, config_hash=arb.config_hash)  # fmt: skip
+    await first.peer(second_pv)
+    assert first.actor.state.state is State.PRIM
+    first.actor.save_marker(first.clock.now())
+    marker = first.markers.marker
+    assert isinstance(marker, Marker) and marker.peer == second_pv
+    term, data = first.actor.state.term, first.actor.state.data
+
+    again = rig(tmp_path / "again", arb)
+    again.clock.advance(first.clock.now() - again.clock.now() + 0.05)
+    res = resume(arb, marker.state, again.clock.now(), marker.peer)
+    again.actor.resume(res)
+    assert again.actor.view.peer == second_pv
+    await again.settle()
+    for _ in range(5):
+        again.clock.advance(arb.pulse)
+        await again.feed(Tick())
+    st = again.actor.state
+    assert (st.state, st.phase, st.term, st.data) == (State.PRIM, Phase.READY, term, data)
+    log = (tmp_path / "again" / "demo.log").read_text()
+    assert "prim_lost_peer" not in log and "peer n2 as last seen (SECOND)" in log
+    # the peer is not heard for `timeout`: lost, as for a running daemon
+    again.actor.datapath.peer_changed(None)
+    again.actor.post(PeerLost(), lambda v: replace(v, peer=None))
+    await again.settle()
+    assert "prim_lost_peer_lease" in (tmp_path / "again" / "demo.log").read_text()
+
+
+def test_file_marker_keeps_the_peer(tmp_path: Path) -> None:
+    gen = Generation("n1", 2, 3, True)
+    pv = PeerView("n2", State.SECOND, Phase.READY, up_to_date=True, data=DataHistory(gen),
+                  term=2, config_hash="cd")  # fmt: skip
+    markers = FileMarkers(tmp_path / "demo.json")
+    markers.save(Marker(ModuleState(state=State.PRIM), 12.5, "ab", pv))
+    back = markers.load()
+    assert back is not None and back.peer == pv and back.state.state is State.PRIM
+    markers.save(Marker(ModuleState(), 1.0, "ab"))
+    loaded = markers.load()
+    assert loaded is not None and loaded.peer is None
