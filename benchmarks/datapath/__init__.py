@@ -1,0 +1,1 @@
+"""Benchmarks of the mirror data path (fio: native directory vs the FUSE mount)."""

@@ -1,0 +1,165 @@
+"""Shared state and helpers of the data path's FUSE operations (see :mod:`.fs`).
+
+:class:`LayerBase` holds the directory file descriptor opened before mounting, the
+shipper, the read-only flag and the kernel cache lifetimes, and the helpers every
+operation uses: path conversion, the caller's credentials, owner and mode of new nodes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import stat
+import threading
+from dataclasses import dataclass, replace
+
+from hamod.datapath.mutation import Mutation, Shipper
+
+FUSE_CAP_DONT_MASK = 1 << 6
+FUSE_CAP_POSIX_ACL = 1 << 19
+WRITE_ACCESS = os.O_WRONLY | os.O_RDWR
+# Flags the underlying open never gets: the kernel already resolved them (O_CREAT,
+# O_EXCL, O_NOCTTY) or gives every write its final offset (O_APPEND: the kernel
+# serialises appends on the inode and sends the end-of-file offset, which the replica
+# needs anyway; Linux pwrite would ignore the offset on an O_APPEND descriptor).
+STRIP_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_APPEND
+_ALIGN = 4096
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Kernel cache lifetimes handed to libfuse (seconds)."""
+
+    entry: float
+    attr: float
+    negative: float
+
+
+# Primary: every change goes through this mount, so the kernel's caches stay coherent
+# by construction, except for hard links (libfuse's high-level API gives each name its
+# own kernel inode): link/unlink invalidate the other names this process has seen, and
+# the attribute lifetime bounds the rest (a write through one name seen through
+# another). Zero would cost a GETATTR round trip on every stat and lseek(SEEK_END).
+# Read-only (secondary): the replica applies changes underneath, invisible to the
+# kernel, so nothing is cached.
+PRIMARY_TIMEOUTS = Timeouts(entry=1.0, attr=1.0, negative=1.0)
+READ_ONLY_TIMEOUTS = Timeouts(entry=0.0, attr=0.0, negative=0.0)
+
+
+def rel_path(path: str) -> str:
+    rel = path.lstrip("/")
+    return rel or "."
+
+
+def parent_of(rel: str) -> str:
+    head = os.path.dirname(rel)
+    return head or "."
+
+
+class _Context(ctypes.Structure):
+    _fields_ = [
+        ("fuse", ctypes.c_void_p),
+        ("uid", ctypes.c_uint32),
+        ("gid", ctypes.c_uint32),
+        ("pid", ctypes.c_int32),
+        ("private_data", ctypes.c_void_p),
+        ("umask", ctypes.c_uint32),
+    ]
+
+
+_libfuse = ctypes.CDLL("libfuse3.so.3")
+_libfuse.fuse_get_context.restype = ctypes.POINTER(_Context)
+_libfuse.fuse_invalidate_path.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+_libfuse.fuse_invalidate_path.restype = ctypes.c_int
+
+
+def caller() -> tuple[int, int, int]:
+    """(uid, gid, umask) of the process whose request is being served."""
+    ctx = _libfuse.fuse_get_context().contents
+    return int(ctx.uid), int(ctx.gid), int(ctx.umask)
+
+
+class LayerBase:
+    """State and helpers shared by the operation classes."""
+
+    use_ns = True
+
+    def __init__(
+        self,
+        base_fd: int,
+        shipper: Shipper,
+        *,
+        read_only: bool = False,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.base = base_fd
+        self.shipper = shipper
+        self.read_only = read_only
+        self.timeouts = timeouts or (READ_ONLY_TIMEOUTS if read_only else PRIMARY_TIMEOUTS)
+        self._proc = f"/proc/self/fd/{base_fd}"
+        self._local = threading.local()
+        self._links: dict[int, set[str]] = {}  # inode -> names seen, for nlink > 1
+        self._links_lock = threading.Lock()
+        # libfuse hides an open file that is unlinked by renaming it to .fuse_hiddenN; we
+        # unlink it for real instead and keep an O_PATH descriptor under that name, so
+        # fstat/fchmod/... keep working and nothing hidden ever exists on disk.
+        self._hidden: dict[str, int] = {}
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _ship(self, mutation: Mutation) -> None:
+        if mutation.path is not None and mutation.path in self._hidden:
+            mutation = replace(mutation, path=None)  # unlinked: known by handle only
+        self.shipper.ship(mutation)
+
+    def _seen(self, ino: int, path: str) -> None:
+        """Remember a name of a multiply-linked inode."""
+        with self._links_lock:
+            self._links.setdefault(ino, set()).add(path)
+
+    def _invalidate_links(self, ino: int, but: str | None = None) -> None:
+        """Drop the kernel's cached attributes of every known name of ``ino``."""
+        with self._links_lock:
+            names = sorted(self._links.get(ino, ()))
+        fuse = _libfuse.fuse_get_context().contents.fuse
+        for name in names:
+            if name != but:
+                _libfuse.fuse_invalidate_path(fuse, os.fsencode(name))
+
+    def _rw(self) -> None:
+        if self.read_only:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def _procpath(self, path: str) -> str:
+        hidden = self._hidden.get(path)
+        if hidden is not None:
+            return f"/proc/self/fd/{hidden}"
+        return f"{self._proc}/{rel_path(path)}"
+
+    def _is_hidden(self, path: str | None) -> bool:
+        return path is not None and path in self._hidden
+
+    def _bounce(self, size: int) -> mmap.mmap:
+        """A page-aligned per-thread buffer for O_DIRECT I/O underneath."""
+        buf: mmap.mmap | None = getattr(self._local, "bounce", None)
+        if buf is None or len(buf) < size:
+            buf = mmap.mmap(-1, max(size, 1 << 20) + _ALIGN)
+            self._local.bounce = buf
+        return buf
+
+    def _new_mode(self, rel: str, mode: int, umask: int) -> int:
+        """The mode to create with: the caller's umask unless the parent has a default ACL."""
+        if umask == 0:
+            return mode
+        try:
+            os.getxattr(self._procpath(parent_of(rel)), "system.posix_acl_default")
+        except OSError:
+            return mode & ~umask
+        return mode
+
+    def _owner(self, rel: str, uid: int, gid: int) -> tuple[int, int]:
+        """Owner of a new node: the caller, or the parent's group when it is set-gid."""
+        pst = os.stat(parent_of(rel), dir_fd=self.base)
+        return uid, (pst.st_gid if pst.st_mode & stat.S_ISGID else gid)

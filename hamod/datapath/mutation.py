@@ -1,0 +1,107 @@
+"""The replication seam: one record per mutating operation, and the port it goes to.
+
+:class:`Mutation` is what the FUSE layer hands to a :class:`Shipper` *after* the local
+operation succeeded and *before* the kernel gets its reply. Reads, lookups, getattr and
+directory listings never produce one. The replication increment will implement
+``Shipper`` with the peer link (ordering, sync/semisync/async) and change tracking.
+
+Identity of a file: ``path`` is the path inside the replicated directory (leading ``/``)
+at the moment of the operation, as libfuse tracks it across renames. Operations made
+through an open handle also carry ``handle`` (the data-path's file descriptor number,
+unique while open): ``OPEN`` binds a handle to a path when a file is opened for writing,
+``RELEASE`` ends it. A file unlinked while open has ``path=None`` and is addressed by its
+handle alone (it may still have another hard link).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class Op(enum.Enum):
+    """Kinds of mutating operations."""
+
+    CREATE = "create"  # path, mode, flags, uid, gid, handle
+    OPEN = "open"  # path, flags, handle: opened for writing (O_TRUNC included in flags)
+    RELEASE = "release"  # handle closed (only for handles opened for writing)
+    MKNOD = "mknod"  # path, mode, rdev (in offset), uid, gid
+    MKDIR = "mkdir"  # path, mode, uid, gid
+    SYMLINK = "symlink"  # path (the new link), target, uid, gid
+    LINK = "link"  # path (existing), path2 (new name)
+    UNLINK = "unlink"  # path
+    RMDIR = "rmdir"  # path
+    RENAME = "rename"  # path -> path2, flags (RENAME_NOREPLACE / RENAME_EXCHANGE)
+    CHMOD = "chmod"  # path or handle, mode
+    CHOWN = "chown"  # path or handle, uid, gid (-1 = unchanged)
+    UTIMENS = "utimens"  # path or handle, atime_ns, mtime_ns (None = now, OMIT = unchanged)
+    TRUNCATE = "truncate"  # path or handle, length
+    WRITE = "write"  # handle (+ path), offset, length, data, flags (open flags)
+    FALLOCATE = "fallocate"  # handle, mode (FALLOC_FL_*), offset, length
+    SETXATTR = "setxattr"  # path, name, value, flags (XATTR_CREATE / XATTR_REPLACE)
+    REMOVEXATTR = "removexattr"  # path, name
+    FSYNC = "fsync"  # handle, flags=1 for fdatasync
+    FSYNCDIR = "fsyncdir"  # path of the directory, flags=1 for datasync
+
+
+OMIT = -2
+"""``atime_ns``/``mtime_ns`` value meaning "leave unchanged" (UTIME_OMIT)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """One mutating operation, as applied locally; everything a replica needs to redo it."""
+
+    op: Op
+    path: str | None
+    path2: str | None = None
+    handle: int | None = None
+    offset: int = 0
+    length: int = 0
+    data: bytes | None = None
+    mode: int = 0
+    flags: int = 0
+    uid: int = -1
+    gid: int = -1
+    atime_ns: int | None = None
+    mtime_ns: int | None = None
+    name: str | None = None
+    value: bytes | None = None
+    target: str | None = None
+
+    def __str__(self) -> str:
+        parts = [self.op.value, repr(self.path)]
+        if self.path2 is not None:
+            parts.append(f"-> {self.path2!r}")
+        if self.handle is not None:
+            parts.append(f"fh={self.handle}")
+        if self.op in (Op.WRITE, Op.FALLOCATE, Op.TRUNCATE):
+            parts.append(f"off={self.offset} len={self.length}")
+        return " ".join(parts)
+
+
+@runtime_checkable
+class Shipper(Protocol):
+    """Where mutations go, in the order they took effect locally.
+
+    ``ship`` is called from libfuse's worker threads, after the local operation and
+    before the reply to the kernel; it blocks the application's call for as long as it
+    takes (the replication mode decides how long). Raising ``OSError`` fails the
+    application's call with that errno (the local effect stays: the replication layer
+    must then leave the mirror and track the change). ``wants_data`` False lets the
+    file system skip copying write payloads.
+    """
+
+    wants_data: bool
+
+    def ship(self, mutation: Mutation) -> None: ...
+
+
+class LocalOnly:
+    """The default shipper: no peer, nothing to do (the module runs ALONE)."""
+
+    wants_data = False
+
+    def ship(self, mutation: Mutation) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Tests of the mirror data path (hamod.datapath)."""
