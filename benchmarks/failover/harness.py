@@ -35,7 +35,6 @@ fault; ``recovery`` is from the fault (first cable pulled) to the first success.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import select
@@ -43,7 +42,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,7 +50,7 @@ from typing import IO, Any
 from benchmarks.failover.targets import ClusterSpec, Target, TargetUnavailable
 from hamod.errors import LabError
 from hamod.testing.lab import Lab
-from hamod.testing.outage import MAX_TIMEOUT, Sample, analyze
+from hamod.testing.outage import MAX_TIMEOUT, LiveProbe, Sample, analyze
 
 __all__ = [
     "PORT",
@@ -173,73 +171,12 @@ class Service:
         self._procs.clear()
 
 
-class ProbeSession:
+class ProbeSession(LiveProbe):
     """The outage probe running in the client namespace; samples arrive live."""
-
-    def __init__(
-        self,
-        lab: Lab,
-        target: str,
-        *,
-        timeout: float = MAX_TIMEOUT,
-        interval: float = 0.01,
-    ) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "hamod.testing.outage",
-            "probe",
-            "--target",
-            target,
-            "--timeout",
-            str(timeout),
-            "--interval",
-            str(interval),
-        ]
-        self.proc = lab.popen("client", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._samples: list[Sample] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with contextlib.suppress(ValueError, KeyError):
-                sample = Sample.from_dict(json.loads(line))
-                with self._lock:
-                    self._samples.append(sample)
-
-    @property
-    def samples(self) -> list[Sample]:
-        """The samples so far."""
-        with self._lock:
-            return list(self._samples)
-
-    def wait_for(self, check: Callable[[list[Sample]], bool], timeout: float) -> bool:
-        """Poll until ``check(samples)`` holds (True) or ``timeout`` seconds (False)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check(self.samples):
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.01)
-        return check(self.samples)
 
     def stop(self) -> list[Sample]:
         """Stop the probe (SIGTERM: it finishes its request) and return every sample."""
-        _stop_group(self.proc, close=False)
-        self._reader.join(timeout=5.0)
-        return self.samples
-
-    def stderr(self) -> str:
-        """What the probe printed on stderr (after :meth:`stop`)."""
-        if self.proc.stderr is None:
-            return ""
-        with contextlib.suppress(OSError, ValueError):
-            return self.proc.stderr.read()
-        return ""
+        return self.terminate(grace=3.0)
 
 
 def power_off(lab: Lab, node: str) -> None:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -68,7 +67,7 @@ from hamod.testing.cluster_files import (
     service_pidfile,
 )
 from hamod.testing.lab import Lab
-from hamod.testing.outage import Analysis, Sample, analyze
+from hamod.testing.outage import Analysis, LiveProbe, analyze
 
 __all__ = [
     "PYTHON",
@@ -703,49 +702,9 @@ def _replace(spec: ModuleSpec, **changes: Any) -> ModuleSpec:
     return replace(spec, **changes)
 
 
-class Probe:
+class Probe(LiveProbe):
     """The outage probe (:mod:`hamod.testing.outage`) running in the lab's client
     namespace; samples arrive live. :meth:`stop` returns the analysis."""
-
-    def __init__(
-        self, lab: Lab, target: str, *, timeout: float = 0.05, interval: float = 0.01
-    ) -> None:
-        self.target = target
-        argv = [
-            PYTHON, "-m", "hamod.testing.outage", "probe", "--target", target,
-            "--timeout", str(timeout), "--interval", str(interval),
-        ]  # fmt: skip
-        self.proc = lab.popen("client", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.started = time.monotonic()
-        self._samples: list[Sample] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with contextlib.suppress(ValueError, KeyError):
-                sample = Sample.from_dict(json.loads(line))
-                with self._lock:
-                    self._samples.append(sample)
-
-    @property
-    def samples(self) -> list[Sample]:
-        """The samples so far, in start order."""
-        with self._lock:
-            return sorted(self._samples, key=lambda s: (s.mono, s.seq))
-
-    def wait_for(self, check: Callable[[list[Sample]], bool], timeout: float) -> bool:
-        """Poll until ``check(samples)`` holds (True) or ``timeout`` passes (False)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check(self.samples):
-                return True
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        return check(self.samples)
 
     def wait_answer(self, node: str, timeout: float = 10.0, since: float | None = None,
                     count: int = 5) -> bool:  # fmt: skip
@@ -763,20 +722,8 @@ class Probe:
 
     def stop(self, window: float = 0.5) -> Analysis:
         """Stop the probe and analyse everything it saw."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._reader.join(timeout=5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        self.terminate()
+        self.close()
         return self.analysis(window=window)
 
     def analysis(self, *, since: float | None = None, window: float = 0.5) -> Analysis:

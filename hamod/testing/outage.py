@@ -34,9 +34,11 @@ import contextlib
 import errno
 import json
 import math
+import os
 import signal
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -44,7 +46,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hamod.testing.lab import Lab
 
 __all__ = [
     "MAX_TIMEOUT",
@@ -656,3 +661,82 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- the probe as a live process in a lab -----------------------------------------------
+
+
+class LiveProbe:
+    """The probe running in the lab's client namespace, its samples arriving live (a
+    reader thread parses its JSON lines). Used by the acceptance tests and the failover
+    benchmark alike."""
+
+    def __init__(
+        self, lab: Lab, target: str, *, timeout: float = MAX_TIMEOUT, interval: float = 0.01
+    ) -> None:
+        self.target = target
+        argv = [
+            sys.executable, "-m", "hamod.testing.outage", "probe", "--target", target,
+            "--timeout", str(timeout), "--interval", str(interval),
+        ]  # fmt: skip
+        self.proc = lab.popen("client", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.started = time.monotonic()
+        self._samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError, KeyError):
+                sample = Sample.from_dict(json.loads(line))
+                with self._lock:
+                    self._samples.append(sample)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The samples so far, in start order."""
+        with self._lock:
+            return sorted(self._samples, key=lambda s: (s.mono, s.seq))
+
+    def wait_for(self, check: Callable[[list[Sample]], bool], timeout: float) -> bool:
+        """Poll until ``check(samples)`` holds (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check(self.samples):
+                return True
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        return check(self.samples)
+
+    def terminate(self, grace: float = 5.0) -> list[Sample]:
+        """Stop the probe (SIGTERM to its group: it finishes its request; SIGKILL after
+        ``grace``), let the reader drain it, and return every sample."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._reader.join(timeout=grace)
+        return self.samples
+
+    def stderr(self) -> str:
+        """What the probe printed on stderr (after :meth:`terminate`)."""
+        if self.proc.stderr is None:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            return self.proc.stderr.read()
+        return ""
+
+    def close(self) -> None:
+        """Close the probe's pipes (after :meth:`terminate`)."""
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
