@@ -1,0 +1,78 @@
+"""Probes of this node's own resources, blocking (run them in a worker thread).
+
+- processes: psutil, by exact name (``comm``) or a regular expression searched in the
+  command line (the name when the command line is empty), counted against
+  ``atleast``/``atmax``; zombies do not count;
+- interfaces: link state read from ``/sys/class/net/IF`` (admin up, carrier, operstate)
+  of the network namespace sysfs was mounted in.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Final
+
+import psutil
+
+from hamod.checkers.result import Probe
+from hamod.config.checkers import ProcessChecker
+
+__all__ = ["SYS_NET", "count_processes", "interface_probe", "process_probe"]
+
+SYS_NET: Final = Path("/sys/class/net")
+_IFF_UP: Final = 0x1
+_DOWN_OPERSTATES: Final = frozenset({"down", "lowerlayerdown", "notpresent"})
+
+
+def count_processes(name: str | None, regex: str | None) -> int:
+    """How many live processes match ``name`` (exact comm) or ``regex`` (cmdline)."""
+    pattern = re.compile(regex) if regex is not None else None
+    count = 0
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        info = proc.info
+        if info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
+        pname = info.get("name") or ""
+        if pattern is None:
+            count += pname == name
+            continue
+        cmdline = info.get("cmdline") or []
+        text = " ".join(cmdline) if cmdline else pname
+        count += pattern.search(text) is not None
+    return count
+
+
+def process_probe(cfg: ProcessChecker) -> Probe:
+    """Up when between ``atleast`` and ``atmax`` matching processes run."""
+    what = f"process {cfg.process}" if cfg.process is not None else f"processes /{cfg.regex}/"
+    n = count_processes(cfg.process, cfg.regex)
+    if n < cfg.atleast:
+        return Probe.down(f"{what}: {n} running, at least {cfg.atleast} required")
+    if cfg.atmax is not None and n > cfg.atmax:
+        return Probe.down(f"{what}: {n} running, at most {cfg.atmax} allowed")
+    return Probe.up(f"{what}: {n} running")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except OSError:  # carrier of an admin-down interface reads EINVAL
+        return None
+
+
+def interface_probe(interface: str, root: Path = SYS_NET) -> Probe:
+    """Up when ``interface`` exists, is administratively up and has carrier."""
+    base = root / interface
+    if not base.exists():
+        return Probe.down(f"interface {interface}: no such interface")
+    flags = _read(base / "flags")
+    if flags is not None and not int(flags, 16) & _IFF_UP:
+        return Probe.down(f"interface {interface}: administratively down")
+    operstate = _read(base / "operstate") or "unknown"
+    carrier = _read(base / "carrier")
+    if carrier != "1":
+        return Probe.down(f"interface {interface}: no carrier (operstate {operstate})")
+    if operstate in _DOWN_OPERSTATES:
+        return Probe.down(f"interface {interface}: operstate {operstate}")
+    return Probe.up(f"interface {interface}: carrier, operstate {operstate}")
