@@ -192,6 +192,23 @@ def data_diverged(c: Ctx) -> bool:
     return not forced
 
 
+def peer_diverged_unflagged(c: Ctx) -> bool:
+    """Serving, I hear a (non-serving) peer whose data diverged from mine — both wrote
+    while apart — and I have not flagged it yet. Not after I imposed my copy (a forced
+    current generation: the resolution is under way)."""
+    pv = c.peer
+    mine = c.s.data.current
+    return (
+        pv is not None
+        and compatible(c)
+        and not c.s.split_brain
+        and pv.state is not State.STOP
+        and mine is not None
+        and not mine.forced
+        and compare(c.s.data, pv.data) is Compare.DIVERGED
+    )
+
+
 def may_pair(c: Ctx) -> bool:
     """WAIT → SECOND: the peer serves, is compatible, and my data can follow it. Only a
     failed resync or data path delays a new pairing (``backoff_until``); a refused term
@@ -247,8 +264,15 @@ def peer_not_primary(c: Ctx) -> bool:
 
 
 def peer_gone(c: Ctx) -> bool:
-    """As SECOND: the peer is lost or no longer primary."""
-    return c.peer is None or c.peer.state not in PRIMARY
+    """As SECOND: the peer is lost or no longer primary — except right after I handed
+    the primary role over (swap, failback): the peer is then still SECOND while it asks
+    for its term, and racing it for that term would undo the swap."""
+    pv = c.peer
+    if pv is None:
+        return True
+    if c.s.handover and pv.state is State.SECOND:
+        return False
+    return pv.state not in PRIMARY
 
 
 def checker_swap(c: Ctx) -> bool:

@@ -244,6 +244,15 @@ CASES: tuple[Case, ...] = (
         tags=("generation",),
         check=lambda s: not s.split_brain and s.data.current is not None and s.data.current.forced,
     ),
+    # the serving node hears a WAITing peer that wrote while apart (ping witness cut):
+    # it flags the split brain too, so `prim` here can resolve it
+    Case(
+        "serving_split_brain",
+        ALONE,
+        PeerAnnounced(),
+        pv=peer(State.WAIT, data=DB),
+        check=chk(split_brain=True),
+    ),
     Case("stop_wait", WAIT, cmd(On.STOP), to=State.STOP, tags=("script:poststop",)),
     Case(
         "stop_second",

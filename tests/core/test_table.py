@@ -7,14 +7,25 @@ from dataclasses import replace
 
 import pytest
 
-from hamod.core.events import CheckAction, Evaluate, Health, LeaseDenied, On, ScriptOk, Tick
+from hamod.core.events import (
+    CheckAction,
+    Evaluate,
+    Health,
+    LeaseDenied,
+    On,
+    PeerAnnounced,
+    PeerLost,
+    ScriptOk,
+    Tick,
+)
 from hamod.core.machine import step
-from hamod.core.model import Await, Goal, Phase, Script, State, View, announcement
+from hamod.core.model import Await, DataHistory, Goal, Phase, Script, State, View, announcement
 from hamod.core.table import TABLE
 from tests.core.cases import (
     ALONE,
     ARB,
     CASES,
+    G0,
     NONE,
     NOW,
     PRIM,
@@ -181,3 +192,20 @@ def test_no_pairing_with_a_primary_in_transition() -> None:
     assert "wait_pair" not in step(s, View(ARB, starting), Evaluate(), NOW).rows
     ready = replace(starting, phase=Phase.READY)
     assert step(s, View(ARB, ready), Evaluate(), NOW).rows[-1] == "wait_pair"
+
+
+def test_a_serving_node_does_not_flag_a_peer_that_is_merely_behind() -> None:
+    # a returning peer with an older generation is a normal rejoin, not a split brain
+    behind = DataHistory(G0)
+    d = step(ALONE, View(NONE, peer(State.WAIT, data=behind)), PeerAnnounced(), NOW)
+    assert "serving_split_brain" not in d.rows and not d.state.split_brain
+
+
+def test_after_handing_over_the_incoming_primary_is_not_gone() -> None:
+    # swap: this node stopped its app and is SECOND (handover); the peer, still SECOND,
+    # asks the arbitrator for its term: this node must not race it for the term
+    handed = replace(SECOND, handover=True)
+    d = step(handed, View(NONE, peer(State.SECOND)), PeerAnnounced(), NOW)
+    assert "second_peer_gone" not in d.rows and d.state.state is State.SECOND
+    lost = step(handed, View(NONE, None), PeerLost(), NOW)
+    assert "second_peer_gone" in lost.rows

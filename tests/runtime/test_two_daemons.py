@@ -99,6 +99,11 @@ async def test_first_start_pairing_and_failover(tmp_path: Path) -> None:
         await d1.stop()  # abrupt: no stop script
         took = await wait_state(c2, State.ALONE, 4)
         assert took < 1.0 + 1.5
+        # ALONE is announced when the takeover starts; the VIP follows the data path
+        for _ in range(100):
+            if vip2.present:
+                break
+            await asyncio.sleep(0.02)
         assert vip2.present
         assert "start_prim" in (tmp_path / "n2" / "scripts.log").read_text()
         assert "stop_prim" not in (tmp_path / "n1" / "scripts.log").read_text()
