@@ -22,6 +22,7 @@ from hamod.api.models import (
     CommandRequest,
     CommandResult,
     ErrorBody,
+    ManifestRequest,
     ModuleConfigDump,
     ModuleStatus,
     NodeStatus,
@@ -139,6 +140,34 @@ def _router(backend: Backend) -> APIRouter:
         """The module's log, one line per line of text (``hamod log [-f]``)."""
         lines = await backend.log(name, since, follow)
         return StreamingResponse(_encode(lines), media_type="text/plain; charset=utf-8")
+
+    @router.post(
+        "/modules/{name}/manifest",
+        tags=["replication"],
+        responses={**_MODULE_ERRORS, 200: {"content": {"application/x-ndjson": {}}}},
+        response_class=StreamingResponse,
+    )
+    async def manifest(
+        name: ModuleName, request: Annotated[ManifestRequest, Body()]
+    ) -> StreamingResponse:
+        """This node's manifest of one replicated directory (names, types, modes, owners,
+        xattrs, hard links, region digests), one JSON line per name; ``verify`` on the
+        peer reads it over mutual TLS."""
+        lines = await backend.manifest(name, request.dir, request.paths)
+        return StreamingResponse(lines, media_type="application/x-ndjson")
+
+    @router.post(
+        "/modules/{name}/verify",
+        tags=["replication"],
+        responses={**_MODULE_ERRORS, 200: {"content": {"application/x-ndjson": {}}}},
+        response_class=StreamingResponse,
+    )
+    async def verify(name: ModuleName) -> StreamingResponse:
+        """Compare this node's copy of the module's directories with the peer's, online
+        (``hamod verify``): JSON lines of progress, differences (path, field, offset) and
+        a report per directory, then ``{"done": true, "ok": ...}``."""
+        lines = await backend.verify(name)
+        return StreamingResponse(lines, media_type="application/x-ndjson")
 
     return router
 

@@ -17,7 +17,7 @@ Errors a backend raises (the API maps each to an HTTP status, see ``docs/api.md`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -80,4 +80,15 @@ class Backend(Protocol):
         Two steps, so errors come before the answer starts: awaiting the call checks the
         arguments (raises :class:`UnknownModule`...) and returns the iterator; iterating
         it yields the lines, and with ``follow`` waits for new ones until cancelled."""
+        ...
+
+    async def manifest(self, name: str, index: int, paths: list[str] | None) -> Iterator[bytes]:
+        """The manifest (``hamod.verify``) of replicated directory ``index`` on this node,
+        one JSON line per name (iterated in a worker thread). Awaiting checks the
+        arguments (UnknownModule, UsageError for a module without that directory)."""
+        ...
+
+    async def verify(self, name: str) -> Iterator[str]:
+        """Compare both copies of the module's directories online (JSON lines: progress,
+        differences, one report per directory, ``done``). Same two steps as ``log``."""
         ...

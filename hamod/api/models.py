@@ -140,10 +140,15 @@ class _Response(BaseModel):
 
 
 class ResyncProgress(_Response):
-    """Progress of a resynchronization (or full sync / verify) in bytes."""
+    """Progress of a resynchronization: bytes copied of the bytes planned (a plan grows
+    while the application writes), the fraction done, the phase (``full copy``,
+    ``rounds``, ``last round``) and the estimated time left."""
 
-    done_bytes: NonNegativeInt
-    total_bytes: NonNegativeInt
+    done_bytes: NonNegativeInt = 0
+    total_bytes: NonNegativeInt = 0
+    fraction: NonNegativeFloat = 0.0
+    phase: str | None = None
+    full: bool = False
     eta_s: NonNegativeFloat | None = None
 
 
@@ -351,3 +356,15 @@ class ErrorBody(_Response):
     code: ErrorCode
     message: str
     field: str | None = None
+
+
+class ManifestRequest(BaseModel):
+    """Which replicated directory's manifest, and optionally only these paths (sorted,
+    absolute within the directory): ``verify`` re-checks differing names with it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dir: int = Field(ge=0, le=255, description="Index of the directory in the module file.")
+    paths: list[str] | None = Field(
+        default=None, max_length=1_000_000, description="Only these paths (null: every name)."
+    )

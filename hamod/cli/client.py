@@ -12,6 +12,7 @@ HamodError), prefixed with the node name for remote nodes. Imports no server cod
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -184,6 +185,29 @@ class Client:
                     self._raise_answer(answer)
                 async for line in answer.aiter_lines():
                     yield line
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+
+    async def verify(self, name: str) -> AsyncIterator[dict[str, Any]]:
+        """``hamod verify``: the JSON lines of the comparison, as they come."""
+        url = f"/api/{API_VERSION}/modules/{quote(name, safe='')}/verify"
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            async with self._http.stream(
+                "POST", url, extensions=self._ext, timeout=timeout
+            ) as answer:
+                if answer.status_code != 200:
+                    await answer.aread()
+                    self._raise_answer(answer)
+                async for line in answer.aiter_lines():
+                    if not line:
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except ValueError as exc:
+                        raise PeerError(f"{self.label}: unexpected answer: {line[:80]!r}") from exc
+                    if isinstance(obj, dict):
+                        yield obj
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 

@@ -12,9 +12,11 @@ from hamod.cli import (
     cluster_cmd,
     config_cmd,
     daemon_cmd,
+    datapath_cmd,
     module_cmd,
     service_cmd,
     state_cmd,
+    verify_cmd,
     watchdog_cmd,
     witness_cmd,
 )
@@ -27,9 +29,11 @@ COMMANDS = (
     watchdog_cmd,
     witness_cmd,
     daemon_cmd,
+    datapath_cmd,
     service_cmd,
     module_cmd,
     state_cmd,
+    verify_cmd,
 )
 
 

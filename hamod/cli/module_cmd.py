@@ -24,10 +24,11 @@ from hamod.errors import HamodError, UsageError
 
 T = TypeVar("T")
 ACTIONS = ("start", "stop", "forcestop", "prim", "second", "primforce", "swap", "restart",
-           "stopstart")  # fmt: skip
+           "stopstart", "fullsync")  # fmt: skip
 TOGGLES = {"failover": ("on", "off"), "boot": ("on", "off", "auto"), "checker": ("on", "off"),
            "errd": ("on", "off")}  # fmt: skip
 HELP = {
+    "fullsync": "copy every replicated directory again from the primary (on the secondary)",
     "start": "start the module on this node",
     "stop": "stop the module (stop scripts run; a primary hands over)",
     "forcestop": "stop everything at once",

@@ -67,6 +67,17 @@ def _paint(text: str, colour: Colour, tty: bool) -> str:
     return f"{_ANSI[colour]}{text}{_RESET}" if tty else text
 
 
+def _up_to_date(s: ModuleStatus) -> str:
+    """``yes``/``no``, or the resync in progress: ``resync 42% (full copy, ETA 12s)``."""
+    r = s.resync
+    if r is None:
+        return "yes" if s.up_to_date else "no"
+    what = [r.phase or ("full copy" if r.full else "incremental")]
+    if r.eta_s is not None:
+        what.append(f"ETA {r.eta_s:.0f}s")
+    return f"resync {r.fraction:.0%} ({', '.join(what)})"
+
+
 def table(statuses: list[ModuleStatus], verbose: bool, tty: bool) -> str:
     """The operator's table."""
     head = ["NODE", "MODULE", "STATE", "UP-TO-DATE", "PEER", "REASON"]
@@ -76,7 +87,7 @@ def table(statuses: list[ModuleStatus], verbose: bool, tty: bool) -> str:
     for s in statuses:
         peer = f"{s.peer}:{s.peer_state.value}" if s.peer and s.peer_state else (s.peer or "-")
         row = [s.node, s.module, f"{s.state.value} ({s.phase.value.lower()})",
-               "yes" if s.up_to_date else "no", peer, s.reason]  # fmt: skip
+               _up_to_date(s), peer, s.reason]  # fmt: skip
         if verbose:
             row[5:5] = [str(s.term), "on" if s.toggles.failover else "off", str(s.toggles.boot)]
         rows.append((row, s.colour, "TWO PRIMARIES" in s.reason or s.split_brain))

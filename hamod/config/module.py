@@ -164,6 +164,11 @@ class Replication(Model):
         description="Granularity of change tracking: after an outage only the regions "
         "written meanwhile are copied. A power of two, from 4KiB to 8MiB.",
     )
+    port: Port = Field(
+        default=9013,
+        description="TCP port of the module's replication link (mutual TLS); the next "
+        "port carries full copies (rsync). Each replicated module of a node needs its own.",
+    )
     link_timeout: DurationField = Field(
         default=Duration(30.0),
         description="A secondary that has not acknowledged for this long is dropped: the "

@@ -77,6 +77,18 @@ def poststop(goal: Goal) -> Effect:
     return eff
 
 
+def yield_next(c: Ctx, s: ModuleState) -> Out:
+    """A mirror primary stopped by a stopstart while its peer is up to date lets the
+    peer take over (SafeKit's stopstart fails over): it asks for no term for twice the
+    timeout — longer than the peer's own wait after a term refused while this node's
+    lease ran out — but may pair as SECOND at once. Without such a peer it starts again
+    at once."""
+    pv = c.peer
+    if c.s.state not in (State.PRIM, State.ALONE) or pv is None or not pv.up_to_date:
+        return s, ()
+    return replace(s, term_backoff_until=c.now + 2 * c.p.timeout), ()
+
+
 def intent(value: Intent) -> Effect:
     def eff(c: Ctx, s: ModuleState) -> Out:
         return replace(s, intent=value), ()

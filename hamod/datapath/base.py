@@ -1,8 +1,10 @@
 """Shared state and helpers of the data path's FUSE operations (see :mod:`.fs`).
 
 :class:`LayerBase` holds the directory file descriptor opened before mounting, the
-shipper, the read-only flag and the kernel cache lifetimes, and the helpers every
-operation uses: path conversion, the caller's credentials, owner and mode of new nodes.
+shipper, the change tracker, the read-only flag and the kernel cache lifetimes, and the
+helpers every operation uses: path conversion, the caller's credentials, owner and mode
+of new nodes, and the calls to the tracker's hooks (made *before* the local operation;
+a tracker failure becomes ``EIO`` with nothing done locally).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import threading
 from dataclasses import dataclass, replace
 
 from hamod.datapath.mutation import Mutation, Shipper
+from hamod.datapath.tracking import NoTracker, Tracker
+from hamod.errors import AdapterError
+from hamod.tracking.types import FileRef, NsOp
 
 FUSE_CAP_DONT_MASK = 1 << 6
 FUSE_CAP_POSIX_ACL = 1 << 19
@@ -58,6 +63,15 @@ def parent_of(rel: str) -> str:
     return head or "."
 
 
+def track_path(path: str) -> str:
+    """The tracker's name of a FUSE path: relative, no leading ``/`` (root: ``""``)."""
+    return path.lstrip("/")
+
+
+def _eio(exc: Exception) -> OSError:
+    return OSError(errno.EIO, f"change tracking: {exc}")
+
+
 class _Context(ctypes.Structure):
     _fields_ = [
         ("fuse", ctypes.c_void_p),
@@ -93,9 +107,15 @@ class LayerBase:
         *,
         read_only: bool = False,
         timeouts: Timeouts | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         self.base = base_fd
         self.shipper = shipper
+        self.tracker: Tracker = tracker if tracker is not None else NoTracker()
+        # Tested once per operation: without a tracker no inode look-up is made at all.
+        self._tracks = not isinstance(self.tracker, NoTracker)
+        self._inos: dict[int, int] = {}  # open handle -> inode number (fstat at open)
+        self._aliases: dict[int, str] = {}  # inode -> a name, for unlinked open files
         self.read_only = read_only
         self.timeouts = timeouts or (READ_ONLY_TIMEOUTS if read_only else PRIMARY_TIMEOUTS)
         self._proc = f"/proc/self/fd/{base_fd}"
@@ -127,6 +147,111 @@ class LayerBase:
         for name in names:
             if name != but:
                 _libfuse.fuse_invalidate_path(fuse, os.fsencode(name))
+
+    # -- change tracking (hooks before the local operation; see .tracking) --------------
+
+    def _fh_ref(self, path: str | None, fh: int) -> FileRef | None:
+        """The tracker's reference of the file open as ``fh`` (None: it has no name left,
+        nothing to track)."""
+        if path is not None and path not in self._hidden:
+            ino = self._inos.get(fh)
+            if ino is None:
+                ino = os.fstat(fh).st_ino
+            return FileRef(track_path(path), ino)
+        return self._nameless(os.fstat(fh))
+
+    def _path_ref(self, path: str | None) -> FileRef | None:
+        """The tracker's reference of ``path`` (None: an unlinked file without links)."""
+        if path is None:
+            raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
+        hidden = self._hidden.get(path)
+        if hidden is not None:
+            return self._nameless(os.fstat(hidden))
+        st = os.stat(rel_path(path), dir_fd=self.base, follow_symlinks=False)
+        return FileRef(track_path(path), st.st_ino)
+
+    def _nameless(self, st: os.stat_result) -> FileRef | None:
+        """An open file whose name was unlinked: nothing to track once no link is left
+        (it can never get one back); else one of its other names."""
+        if st.st_nlink == 0:
+            return None
+        return FileRef(track_path(self._alias(st.st_ino)), st.st_ino)
+
+    def _alias(self, ino: int) -> str:
+        """A current name of inode ``ino`` (FUSE path): the last one found or one seen
+        through ``getattr``/``link`` if it still holds the inode, else one scan of the tree
+        (only for a write to an unlinked open file that has other hard links)."""
+        with self._links_lock:
+            names = sorted(self._links.get(ino, ()))
+        cached = self._aliases.get(ino)
+        for name in [cached, *names] if cached else names:
+            if name in self._hidden:
+                continue
+            try:
+                st = os.stat(rel_path(name), dir_fd=self.base, follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_ino == ino:
+                self._aliases[ino] = name
+                return name
+        stack = [""]
+        while stack:
+            top = stack.pop()
+            with os.scandir(f"{self._proc}/{top}" if top else self._proc) as entries:
+                for e in entries:
+                    rel = f"{top}/{e.name}" if top else e.name
+                    if e.inode() == ino and not e.is_dir(follow_symlinks=False):
+                        self._aliases[ino] = "/" + rel
+                        return "/" + rel
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(rel)
+        raise OSError(errno.EIO, f"change tracking: no name found for inode {ino}")
+
+    def _track_write(self, ref: FileRef | None, offset: int, length: int) -> int:
+        if ref is None:
+            return 0
+        try:
+            return self.tracker.write(ref, offset, length)
+        except AdapterError as exc:
+            raise _eio(exc) from exc
+
+    def _track_truncate(self, ref: FileRef | None, size: int) -> int:
+        if ref is None:
+            return 0
+        try:
+            return self.tracker.truncate(ref, size)
+        except AdapterError as exc:
+            raise _eio(exc) from exc
+
+    def _track_setattr(self, path: str | None, fh: int | None) -> int:
+        """``setattr`` hook of a path- or handle-based attribute change (0 untracked)."""
+        if not self._tracks:
+            return 0
+        ref = self._fh_ref(path, fh) if fh is not None else self._path_ref(path)
+        if ref is None:
+            return 0
+        try:
+            return self.tracker.setattr(ref)
+        except AdapterError as exc:
+            raise _eio(exc) from exc
+
+    def _announce(self, op: NsOp) -> int:
+        """``namespace`` hook; the caller must call :meth:`_failed` if the op then fails."""
+        try:
+            return self.tracker.namespace(op)
+        except AdapterError as exc:
+            raise _eio(exc) from exc
+
+    def _failed(self, op: NsOp | None) -> None:
+        """The announced ``op`` failed (its names get reconciled by the resync)."""
+        if op is None:
+            return
+        try:
+            self.tracker.failed(op)
+        except AdapterError as exc:
+            raise _eio(exc) from exc
+
+    # -- more helpers -------------------------------------------------------------------
 
     def _rw(self) -> None:
         if self.read_only:

@@ -5,7 +5,10 @@ replaces those callbacks: ``rename`` keeps its flags (RENAME_NOREPLACE/EXCHANGE)
 chmod/chown/truncate/utimens keep the file handle (an unlinked open file has no path),
 utimens keeps UTIME_NOW/UTIME_OMIT, getattr fills ``struct stat`` straight from
 ``os.stat_result``, read and write pass the kernel buffer's address (no copy), and
-``lseek`` (SEEK_DATA/SEEK_HOLE), which mfusepy does not wire, is added.
+``lseek`` (SEEK_DATA/SEEK_HOLE), which mfusepy does not wire, is added. After every
+operation the thread leaves the tracking gate it may have entered
+(:func:`hamod.datapath.gate.leave_any`), and an EIO answer is reported
+(:mod:`hamod.datapath.faults`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Any
 
 import mfusepy
 
+from hamod.datapath import faults
 from hamod.datapath.fs import MirrorFS
+from hamod.datapath.gate import leave_any
 from hamod.datapath.libc import UTIME_NOW, UTIME_OMIT
 from hamod.datapath.mutation import OMIT
 
@@ -41,6 +46,15 @@ class Bridge(mfusepy.FUSE):  # type: ignore[misc]
     """mfusepy.FUSE with the callbacks the data path needs (see the module docstring)."""
 
     operations: MirrorFS
+
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            ret = super()._wrapper(func, *args, **kwargs)
+        finally:
+            leave_any()
+        if ret == -errno.EIO:
+            faults.report(getattr(func, "__name__", "?"))
+        return ret
 
     def getattr_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
         st = self.operations.getattr(_dec(path), _fh(fip))

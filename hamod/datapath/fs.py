@@ -11,8 +11,10 @@ of the files underneath; reads and writes are a single ``preadv``/``pwrite``.
 Permissions are the kernel's (``default_permissions`` + POSIX ACLs); this process runs
 as root and gives new files the caller's owner (or the directory's group when it is
 set-group-ID), applying the caller's umask unless the parent has a default ACL, as the
-kernel would. After each successful mutation, and before the reply, a
-:class:`~hamod.datapath.mutation.Mutation` goes to the :class:`Shipper`.
+kernel would. Before each mutating operation the change tracker's hook is called (see
+:mod:`.tracking`; a tracker failure fails the call with ``EIO``, nothing done locally);
+after it succeeded, and before the reply, a :class:`~hamod.datapath.mutation.Mutation`
+carrying the hook's number goes to the :class:`Shipper`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from hamod.datapath.base import (
     WRITE_ACCESS,
     caller,
     rel_path,
+    track_path,
 )
 from hamod.datapath.mutation import Mutation, Op
 from hamod.datapath.names import NameOps
+from hamod.tracking.types import Create, FileRef
 
 
 class MirrorFS(NameOps):
@@ -138,12 +142,22 @@ class MirrorFS(NameOps):
         writing = bool(flags & WRITE_ACCESS) or bool(flags & os.O_TRUNC)
         if writing:
             self._rw()
-        fh = os.open(rel_path(path), flags & ~STRIP_FLAGS, dir_fd=self.base)
+        rel = rel_path(path)
+        n = 0
+        if flags & os.O_TRUNC and self._tracks:
+            # Before the (atomic) O_TRUNC open; libfuse's path lock keeps a rename or
+            # unlink of this path from running between the stat and the open.
+            pre = os.stat(rel, dir_fd=self.base, follow_symlinks=False)
+            if stat.S_ISREG(pre.st_mode):
+                n = self._track_truncate(FileRef(track_path(path), pre.st_ino), 0)
+        fh = os.open(rel, flags & ~STRIP_FLAGS, dir_fd=self.base)
         fi.fh = fh
+        st = os.fstat(fh)
+        self._inos[fh] = st.st_ino
         # Another name of a hard-linked file is another kernel inode with its own cache.
-        fi.keep_cache = 0 if self.read_only or os.fstat(fh).st_nlink > 1 else 1
+        fi.keep_cache = 0 if self.read_only or st.st_nlink > 1 else 1
         if writing:
-            self._ship(Mutation(Op.OPEN, path, handle=fh, flags=flags))
+            self._ship(Mutation(Op.OPEN, path, handle=fh, flags=flags, track=n))
         return 0
 
     def create(self, path: str, mode: int, fi: Any) -> int:
@@ -152,14 +166,30 @@ class MirrorFS(NameOps):
         uid, gid, umask = caller()
         flags = int(fi.flags)
         mode = self._new_mode(rel, mode, umask)
+        op: Create | None = None
+        n = 0
+        if self._tracks:  # announce only a create that creates (else: an open)
+            try:
+                os.stat(rel, dir_fd=self.base, follow_symlinks=False)
+            except FileNotFoundError:
+                op = Create(track_path(path))
+                n = self._announce(op)
+            else:
+                if flags & os.O_EXCL:
+                    raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+                return self.open(path, fi)
         try:
             fh = os.open(
                 rel, (flags & ~STRIP_FLAGS) | os.O_CREAT | os.O_EXCL, mode, dir_fd=self.base
             )
         except FileExistsError:
+            self._failed(op)
             if flags & os.O_EXCL:
                 raise
             return self.open(path, fi)
+        except OSError:
+            self._failed(op)
+            raise
         try:
             uid, gid = self._owner(rel, uid, gid)
             st = os.fstat(fh)
@@ -170,43 +200,64 @@ class MirrorFS(NameOps):
         except OSError:
             os.close(fh)
             os.unlink(rel, dir_fd=self.base)
+            self._failed(op)
             raise
         fi.fh = fh
         fi.keep_cache = 1
-        self._ship(Mutation(Op.CREATE, path, handle=fh, mode=mode, flags=flags, uid=uid, gid=gid))
+        self._inos[fh] = st.st_ino
+        self._ship(
+            Mutation(Op.CREATE, path, handle=fh, mode=mode, flags=flags, uid=uid, gid=gid, track=n)
+        )
         return 0
 
     def write(self, path: str | None, buf: int, size: int, offset: int, fi: Any) -> int:
         self._rw()
         fh = int(fi.fh)
         flags = int(fi.flags)
+        n = self._track_write(self._fh_ref(path, fh), offset, size) if self._tracks else 0
         if flags & os.O_DIRECT:
             bounce = self._bounce(size)
             ctypes.memmove(ctypes.addressof(ctypes.c_char.from_buffer(bounce)), buf, size)
-            n = os.pwrite(fh, memoryview(bounce)[:size], offset)
+            done = os.pwrite(fh, memoryview(bounce)[:size], offset)
         else:
-            n = os.pwrite(fh, (ctypes.c_char * size).from_address(buf), offset)
-        data = ctypes.string_at(buf, n) if self.shipper.wants_data else None
+            done = os.pwrite(fh, (ctypes.c_char * size).from_address(buf), offset)
+        data = ctypes.string_at(buf, done) if self.shipper.wants_data else None
         self._ship(
-            Mutation(Op.WRITE, path, handle=fh, offset=offset, length=n, data=data, flags=flags)
+            Mutation(
+                Op.WRITE,
+                path,
+                handle=fh,
+                offset=offset,
+                length=done,
+                data=data,
+                flags=flags,
+                track=n,
+            )
         )
-        return n
+        return done
 
     def truncate(self, path: str | None, length: int, fh: int | None) -> None:
         self._rw()
+        n = 0
+        if self._tracks:
+            ref = self._fh_ref(path, fh) if fh is not None else self._path_ref(path)
+            n = self._track_truncate(ref, length)
         if fh is not None:
             os.ftruncate(fh, length)
         elif path is not None:
             os.truncate(self._procpath(path), length)
         else:
             raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
-        self._ship(Mutation(Op.TRUNCATE, path, handle=fh, length=length))
+        self._ship(Mutation(Op.TRUNCATE, path, handle=fh, length=length, track=n))
 
     def fallocate(self, path: str | None, mode: int, offset: int, size: int, fi: Any) -> None:
         self._rw()
         fh = int(fi.fh)
+        n = self._track_write(self._fh_ref(path, fh), offset, size) if self._tracks else 0
         libc.fallocate(fh, mode, offset, size)
-        self._ship(Mutation(Op.FALLOCATE, path, handle=fh, mode=mode, offset=offset, length=size))
+        self._ship(
+            Mutation(Op.FALLOCATE, path, handle=fh, mode=mode, offset=offset, length=size, track=n)
+        )
 
     def fsync(self, path: str | None, datasync: int, fi: Any) -> None:
         fh = int(fi.fh)
@@ -230,4 +281,5 @@ class MirrorFS(NameOps):
         # Shipped before the close: once closed, the number can be reused by an open.
         if int(fi.flags) & WRITE_ACCESS and not self.read_only:
             self._ship(Mutation(Op.RELEASE, path, handle=fh))
+        self._inos.pop(fh, None)
         os.close(fh)

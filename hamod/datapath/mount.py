@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hamod.datapath.mutation import LocalOnly, Shipper
+from hamod.datapath.tracking import Tracker
 from hamod.errors import AdapterError
 
 FSNAME_PREFIX = "hamod"
@@ -145,10 +146,12 @@ def serve(
     *,
     read_only: bool = False,
     debug: bool = False,
+    tracker: Tracker | None = None,
 ) -> None:
     """Mount over ``directory`` and serve until unmounted (blocks; libfuse's thread pool).
 
-    Refuses, naming them, while processes hold files under the directory.
+    Refuses, naming them, while processes hold files under the directory. ``tracker``
+    (default: none) gets the change-tracking hooks before each mutating operation.
     """
     from hamod.datapath.bridge import Bridge
     from hamod.datapath.fs import MirrorFS
@@ -164,7 +167,7 @@ def serve(
         raise AdapterError(f"{path}: refusing to mount, files are in use under it: {names}")
     base = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     os.umask(0)  # modes come from the caller (the kernel or our umask logic applies it)
-    ops = MirrorFS(base, shipper or LocalOnly(), read_only=read_only)
+    ops = MirrorFS(base, shipper or LocalOnly(), read_only=read_only, tracker=tracker)
     options: dict[str, bool | str] = {
         "foreground": True,
         "allow_other": True,

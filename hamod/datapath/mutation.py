@@ -43,6 +43,28 @@ class Op(enum.Enum):
     REMOVEXATTR = "removexattr"  # path, name
     FSYNC = "fsync"  # handle, flags=1 for fdatasync
     FSYNCDIR = "fsyncdir"  # path of the directory, flags=1 for datasync
+    # Resync only (never produced by the FUSE layer); new kinds are appended here, the
+    # wire carries the index in this enum.
+    REMOVE = "remove"  # path: remove whatever is there (recursively); absent is fine
+    # The resync ops below never follow a symlink of the target and never fail because of
+    # what the target has at their names: under a missing or non-directory parent they do
+    # nothing (a reconcile of that parent follows). See docs/replication.md "Resync stream".
+    ENSURE = "ensure"  # path, mode (only S_IFMT matters), flags, target, offset=rdev, handle:
+    # make path an entry of that type: an existing one is kept (symlink: same target; node:
+    # same rdev) unless flags has O_EXCL (always a new one), anything else there is removed
+    # first; created 0600/0700 (SETATTRS sets the rest). O_TRUNC empties a kept regular
+    # file. A handle (regular file only) is bound to it, or unbound when nothing was done.
+    RELINK = "relink"  # path -> path2: path2 becomes another name of the non-directory at
+    # path (whatever else is at path2 is removed first; path2 is only removed when path is
+    # absent or a directory)
+    MOVE = "move"  # path -> path2, flags 0 or RENAME_EXCHANGE: rename, replacing whatever
+    # is at path2 (a rename between two names of one inode removes path); path absent:
+    # nothing; path2's parent not a directory: path is removed. EXCHANGE with only one of
+    # the names present moves it to the other name
+    PUNCH = "punch"  # handle (+ path), offset, length: a hole (reads zeros), size unchanged
+    SETATTRS = "setattrs"  # path, mode (type + permissions), uid, gid, atime_ns, mtime_ns,
+    # value: the complete xattr set (resync_apply.pack_xattrs) or None to leave xattrs; a
+    # no-op unless the entry at path has that type; symlinks get owner and times only
 
 
 OMIT = -2
@@ -69,6 +91,9 @@ class Mutation:
     name: str | None = None
     value: bytes | None = None
     target: str | None = None
+    track: int = 0
+    """The change tracker's number for this operation (local only, never on the wire):
+    the replicator turns durable acknowledgements into ``sync_point`` calls with it."""
 
     def __str__(self) -> str:
         parts = [self.op.value, repr(self.path)]

@@ -4,6 +4,11 @@ All names are resolved relative to a file descriptor of the target directory ope
 once (``dir_fd``), never following a symlink at the last component where the system call
 allows it. Handles of the primary map to descriptors opened here (OPEN/CREATE bind one,
 RELEASE closes it); an operation on an unknown handle opens its path for writing.
+
+The resync-only ops (``REMOVE``, ``ENSURE``, ``RELINK``, ``MOVE``, ``PUNCH``,
+``SETATTRS``) and every op through a resync handle go to
+:class:`~hamod.replication.resync_apply.ResyncOps`, which never follows a symlink of the
+target and does not fail because of what the target has at a name.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from hamod.datapath import libc
 from hamod.datapath.mutation import OMIT, Mutation, Op
+from hamod.replication.resync_apply import RESYNC_OPS, ResyncOps, is_resync_handle
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
 _STRIPPED_OPEN_FLAGS: Final = os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_APPEND
@@ -28,6 +35,7 @@ class DirectoryApplier:
     def __init__(self, root: Path) -> None:
         self._dir = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         self._fds: dict[int, int] = {}
+        self._resync = ResyncOps(self._dir, self._fds)
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -42,6 +50,9 @@ class DirectoryApplier:
 
     def apply(self, mutation: Mutation, *, durable: bool) -> None:
         m = mutation
+        if m.op in RESYNC_OPS or is_resync_handle(m.handle):
+            self._resync.apply(m, durable=durable)
+            return
         fd = self._dir
         match m.op:
             case Op.CREATE:
@@ -103,8 +114,8 @@ class DirectoryApplier:
                     raise OSError(errno.EIO, f"short write ({written} of {len(data)} bytes)")
                 if durable or m.flags & _SYNC_FLAGS:
                     os.fdatasync(out)
-            case Op.FALLOCATE:
-                os.posix_fallocate(self._fd(m), m.offset, m.length)
+            case Op.FALLOCATE:  # every mode: punch hole, zero range, keep size
+                libc.fallocate(self._fd(m), m.mode, m.offset, m.length)
             case Op.SETXATTR:
                 os.setxattr(self._proc(m.path), m.name or "", m.value or b"", m.flags)
             case Op.REMOVEXATTR:

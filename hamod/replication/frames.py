@@ -5,8 +5,10 @@ On the stream every frame is ``u32 length`` (big-endian, of what follows) then::
     magic "HR" | version u8 | kind u8 | seq varint | body
 
 Kinds: ``MUTATION`` (want-level u8, then the :class:`~hamod.datapath.mutation.Mutation`),
-``BARRIER`` and ``FLUSH`` (no body), ``ACK`` (level u8) and ``FAILURE`` (a message: the
-receiver could not apply frame ``seq`` and leaves the mirror). Sequence numbers are
+``BARRIER`` and ``FLUSH`` (no body), ``ACK`` (level u8), ``FAILURE`` (a message: the
+receiver could not apply frame ``seq`` and leaves the mirror) and ``CONTROL`` (a JSON
+object: the session's handshake and resync messages, either direction; from the sender
+it is ordered with the mutations and acknowledged APPLIED like a barrier). Sequence numbers are
 stamped by the sender and strictly increase on a link. :func:`decode` and
 :class:`StreamDecoder` never raise on bad input: they return a :class:`FrameError`.
 """
@@ -14,8 +16,9 @@ stamped by the sender and strictly increase on a link. :func:`decode` and
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from hamod.datapath.mutation import Mutation, Op
 from hamod.proto.wire import Reader, WireError, Writer
@@ -45,6 +48,7 @@ class Kind(enum.IntEnum):
     FLUSH = 3
     ACK = 4
     FAILURE = 5
+    CONTROL = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,17 @@ class Failure:
     message: str
 
 
-Frame = MutationFrame | Barrier | Flush | Ack | Failure
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A session message (JSON object, at most ``MAX_CONTROL`` bytes encoded)."""
+
+    seq: int
+    payload: dict[str, Any]
+
+
+MAX_CONTROL: Final = 16 * 1024 * 1024
+
+Frame = MutationFrame | Barrier | Flush | Ack | Failure | Control
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,13 @@ def encode(frame: Frame) -> bytes:
             w.u8(Kind.FAILURE)
             w.varint(seq)
             _put_bytes(w, message.encode("utf-8", "replace"))
+        case Control(seq, payload):
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            if len(body) > MAX_CONTROL:
+                raise ValueError(f"control message of {len(body)} bytes exceeds {MAX_CONTROL}")
+            w.u8(Kind.CONTROL)
+            w.varint(seq)
+            _put_bytes(w, body)
     return w.getvalue()
 
 
@@ -141,7 +162,7 @@ def decode(data: bytes) -> Frame | FrameError:
     """Parse one frame (without length prefix); a :class:`FrameError` if it is invalid."""
     try:
         return _decode(Reader(data))
-    except (WireError, ValueError, IndexError, KeyError, OverflowError) as exc:
+    except (WireError, ValueError, IndexError, KeyError, OverflowError, RecursionError) as exc:
         return FrameError(str(exc) or type(exc).__name__)
 
 
@@ -197,8 +218,16 @@ def _decode(r: Reader) -> Frame:
         frame = Flush(seq)
     elif kind is Kind.ACK:
         frame = Ack(seq, Level(r.u8()))
-    else:
+    elif kind is Kind.FAILURE:
         frame = Failure(seq, _get_bytes(r).decode("utf-8"))
+    else:
+        raw = _get_bytes(r)
+        if len(raw) > MAX_CONTROL:
+            raise WireError(f"control message of {len(raw)} bytes exceeds {MAX_CONTROL}")
+        payload = json.loads(raw)
+        if not isinstance(payload, dict):
+            raise WireError("control message is not a JSON object")
+        frame = Control(seq, payload)
     r.end()
     return frame
 

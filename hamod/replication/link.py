@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hamod.datapath.mutation import Mutation, Op
 from hamod.errors import PeerError
@@ -31,6 +32,7 @@ from hamod.replication.conn import FrameConnection
 from hamod.replication.frames import (
     Ack,
     Barrier,
+    Control,
     Failure,
     Flush,
     Frame,
@@ -92,8 +94,10 @@ class PeerLink:
         mode: Mode,
         timeout: float,
         max_lag_bytes: int = 64 * 1024 * 1024,
+        on_control: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.mode = mode
+        self._on_control = on_control
         self.timeout = timeout
         self.max_lag_bytes = max_lag_bytes
         self._connect = connect
@@ -145,6 +149,16 @@ class PeerLink:
         level = wanted_level(self.mode, mutation)
         self._send(lambda seq: MutationFrame(seq, level, mutation), level)
 
+    def post(self, mutation: Mutation) -> None:
+        """Send ``mutation`` without waiting for any acknowledgement (a primary serving
+        ALONE keeps a resynced peer current this way); LinkLost only if the link is down."""
+        self._send(lambda seq: MutationFrame(seq, Level.APPLIED, mutation), None)
+
+    def control(self, payload: dict[str, Any], *, wait: bool = True) -> None:
+        """Send a session message, ordered with the mutations; with ``wait``, return once
+        the peer has processed it (and so everything before it)."""
+        self._send(lambda seq: Control(seq, payload), Level.APPLIED if wait else None, wait=wait)
+
     def barrier(self) -> None:
         """Return once everything shipped before is applied by the peer (any mode)."""
         self._send(Barrier, Level.APPLIED, wait=True)
@@ -153,7 +167,9 @@ class PeerLink:
         """Return once everything shipped before is durable on the peer (any mode)."""
         self._send(Flush, Level.DURABLE, wait=True)
 
-    def _send(self, make: Callable[[int], Frame], level: Level, *, wait: bool = False) -> None:
+    def _send(
+        self, make: Callable[[int], Frame], level: Level | None, *, wait: bool = False
+    ) -> None:
         deadline = time.monotonic() + self.timeout
         with self._cv:
             if self._lost is not None or self._conn is None:
@@ -164,6 +180,8 @@ class PeerLink:
             self._pending.append((seq, len(data)))
             self._pending_bytes += len(data)
             self._conn.send(data)
+            if level is None:
+                return
             if self.mode is Mode.ASYNC and not wait:
                 done = self._cv.wait_for(
                     lambda: self._lost is not None or self._pending_bytes <= self.max_lag_bytes,
@@ -187,6 +205,9 @@ class PeerLink:
     # --- I/O thread callbacks -------------------------------------------------------
 
     def _on_frame(self, frame: Frame) -> None:
+        if isinstance(frame, Control) and self._on_control is not None:
+            self._on_control(frame.payload)  # must not block: runs on the I/O thread
+            return
         with self._cv:
             match frame:
                 case Ack(seq, level) if seq <= self._seq:

@@ -12,18 +12,21 @@ leaves the mirror. A new connection replaces the previous one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import queue
 import socket
 import ssl
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from hamod.datapath.mutation import Mutation
 from hamod.replication.conn import FrameConnection
 from hamod.replication.frames import (
     Ack,
     Barrier,
+    Control,
     Failure,
     Flush,
     Frame,
@@ -46,11 +49,34 @@ class Applier(Protocol):
         """Make everything applied so far durable."""
 
 
+Reply = Callable[[dict[str, Any]], None]
+
+
+class Controller(Protocol):
+    """The session's control messages (handshake, resync), on the secondary."""
+
+    def control(self, payload: dict[str, Any], reply: Reply) -> None:
+        """A CONTROL frame, in order with the mutations (apply thread). ``reply`` sends a
+        CONTROL frame back. Raising OSError fails the session like an apply error."""
+
+    def closed(self, reason: str) -> None:
+        """The session ended (I/O thread or apply thread)."""
+
+
 class _Session:
     """One accepted connection: in-order apply thread and acknowledgements."""
 
-    def __init__(self, sock: ssl.SSLSocket, applier: Applier, name: str) -> None:
+    def __init__(
+        self,
+        sock: ssl.SSLSocket,
+        applier: Applier,
+        name: str,
+        controller: Controller | None = None,
+    ) -> None:
         self._applier = applier
+        self._controller = controller
+        self._reply_seq = 0
+        self._reply_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Frame | None] = queue.SimpleQueue()
         self._last_seq = 0
         self._conn = FrameConnection(sock, self._on_frame, self._on_close, name=f"{name}-io")
@@ -83,6 +109,13 @@ class _Session:
         log.info("replication connection closed: %s", reason)
         self._queue.put(None)
         self.closed.set()
+        if self._controller is not None:
+            self._controller.closed(reason)
+
+    def reply(self, payload: dict[str, Any]) -> None:
+        with self._reply_lock:
+            self._reply_seq += 1
+            self._conn.send(pack(Control(self._reply_seq, payload)))
 
     def _apply_loop(self) -> None:
         while (frame := self._queue.get()) is not None:
@@ -102,6 +135,11 @@ class _Session:
         if isinstance(frame, Flush):
             self._applier.flush()
             return Level.DURABLE
+        if isinstance(frame, Control):
+            if self._controller is None:
+                raise OSError(errno.EPROTO, "control message without a controller")
+            self._controller.control(frame.payload, self.reply)
+            return Level.APPLIED
         assert isinstance(frame, Barrier)
         return Level.APPLIED
 
@@ -117,8 +155,10 @@ class PeerReceiver:
         host: str = "127.0.0.1",
         port: int = 0,
         handshake_timeout: float = 5.0,
+        controller: Controller | None = None,
     ) -> None:
         self._ctx = ctx
+        self._controller = controller
         self._applier = applier
         self._handshake_timeout = handshake_timeout
         self._listener = socket.create_server((host, port))
@@ -140,6 +180,12 @@ class PeerReceiver:
             self._session.close("receiver stopped")
             self._session.join(5)
         self._listener.close()
+
+    def drop_session(self, reason: str) -> None:
+        """Close the current connection (the sender reconnects and says hello again)."""
+        session = self._session
+        if session is not None:
+            session.close(reason)
 
     def __enter__(self) -> PeerReceiver:
         self.start()
@@ -163,7 +209,9 @@ class PeerReceiver:
                 self._session.close("replaced by a new connection")
                 self._session.join(5)
             self.sessions += 1
-            self._session = _Session(sock, self._applier, f"hamod-recv{self.sessions}")
+            self._session = _Session(
+                sock, self._applier, f"hamod-recv{self.sessions}", self._controller
+            )
             self._session.start()
 
     def _handshake(self, raw: socket.socket, peer: object) -> ssl.SSLSocket | None:

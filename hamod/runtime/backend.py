@@ -5,14 +5,16 @@ Status comes from each module's core state and view; a command becomes the core'
 refusal is a :class:`~hamod.errors.StateError` carrying the core's reason (``start`` on
 a started module and ``stop`` on a stopped one are answered ``accepted: false``
 instead, so scripts and playbooks can repeat them). ``boot on|off|auto`` is the
-runtime's own toggle (persisted); ``verify`` and ``set_resource`` arrive with
-replication and the checkers.
+runtime's own toggle (persisted); ``set_resource`` arrives with the checkers.
+``manifest`` and ``verify`` work on modules with replicated directories (their data
+path is a :class:`~hamod.runtime.dpclient.ProcessDataPath`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,14 +31,17 @@ from hamod.api.models import (
     ModuleSummary,
     NodeStatus,
     Phase,
+    ResyncProgress,
     State,
     Toggles,
 )
+from hamod.config.cluster import ClusterConfig
 from hamod.core.events import On
 from hamod.core.model import ModuleState
 from hamod.core.model import Phase as CorePhase
 from hamod.core.model import State as CoreState
-from hamod.errors import StateError, UsageError
+from hamod.errors import HamodError, StateError, UsageError
+from hamod.runtime.dpclient import ProcessDataPath
 from hamod.runtime.logs import ModuleLog
 from hamod.runtime.module import ModuleActor
 
@@ -82,6 +87,8 @@ class Runner(Protocol):
 
     def notes(self) -> list[str]: ...
 
+    cluster: ClusterConfig | None
+
     def canonical(self) -> dict[str, Any]:
         """The module's canonical configuration (the config hash's source)."""
         ...
@@ -111,6 +118,7 @@ def status_of(node: str, r: Runner) -> ModuleStatus:
         up_to_date=s.up_to_date,
         degraded=s.degraded,
         split_brain=s.split_brain,
+        resync=_resync(s, a),
         term=s.term,
         peer=a.view.params.peer or None,
         peer_state=State(peer.state.value) if peer is not None else None,
@@ -118,6 +126,22 @@ def status_of(node: str, r: Runner) -> ModuleStatus:
         toggles=Toggles(
             failover=s.failover, checkers=s.checkers, errd=s.errd, boot=BootMode(r.boot)
         ),
+    )
+
+
+def _resync(s: ModuleState, a: ModuleActor) -> ResyncProgress | None:
+    """The resync in progress on this node (the target), with the data path's figures."""
+    if s.resync is None:
+        return None
+    p = getattr(a.datapath, "progress", None) or {}
+    eta = p.get("eta")
+    return ResyncProgress(
+        done_bytes=max(0, int(p.get("sent") or 0)),
+        total_bytes=max(0, int(p.get("planned") or 0)),
+        fraction=max(0.0, min(1.0, float(s.resync.progress))),
+        phase=p.get("phase") or None,
+        full=s.resync.full,
+        eta_s=float(eta) if isinstance(eta, int | float) and eta >= 0 else None,
     )
 
 
@@ -200,3 +224,39 @@ class DaemonBackend:
 
     async def log(self, name: str, since: datetime | None, follow: bool) -> AsyncIterator[str]:
         return self._get(name).mlog.stream(since, follow)
+
+    def _dp(self, name: str) -> ProcessDataPath:
+        dp = self._get(name).actor.datapath
+        if not isinstance(dp, ProcessDataPath):
+            raise UsageError(f"module {name!r} replicates no directory: nothing to verify")
+        return dp
+
+    async def manifest(self, name: str, index: int, paths: list[str] | None) -> Iterator[bytes]:
+        from hamod.runtime.verifier import manifest_lines
+
+        cfg = self._dp(name).cfg
+        if index >= len(cfg.directories):
+            raise UsageError(f"dir: module {name!r} has {len(cfg.directories)} directories")
+        return manifest_lines(cfg, index, paths)
+
+    async def verify(self, name: str) -> Iterator[str]:
+        from hamod.runtime.verifier import run_verify
+
+        r = self._get(name)
+        dp = self._dp(name)
+        loop = asyncio.get_running_loop()
+
+        def settle() -> None:
+            """A replication barrier on this node when it is the primary; otherwise a
+            pause (the primary's writes in flight reach this copy meanwhile)."""
+            try:
+                fut = asyncio.run_coroutine_threadsafe(dp.barrier(), loop)
+                if fut.result(30):
+                    return
+            except (HamodError, TimeoutError, OSError):
+                pass
+            time.sleep(1.0)
+
+        if r.cluster is None:
+            raise UsageError(f"module {name!r}: no cluster file to reach the peer")
+        return run_verify(dp.cfg, r.cluster, settle)

@@ -49,15 +49,17 @@ from hamod.core.model import ModuleState, View, announcement, initial, restore
 from hamod.core.resume import resume
 from hamod.errors import HamodError
 from hamod.proto import ModuleAnnouncement
+from hamod.replication.dpconfig import dp_config
 from hamod.runtime import peerconfig
 from hamod.runtime.announce import from_wire, to_wire
 from hamod.runtime.backend import DaemonBackend
 from hamod.runtime.datapath import NullDataPath
+from hamod.runtime.dpclient import ProcessDataPath
 from hamod.runtime.logs import ModuleLog
 from hamod.runtime.module import ModuleActor, Ports
 from hamod.runtime.params import Loaded, heartbeat_networks, load_all, params_for
 from hamod.runtime.paths import Paths
-from hamod.runtime.ports import Vips
+from hamod.runtime.ports import DataPath, Vips
 from hamod.runtime.real import (
     FileMarkers,
     FileStore,
@@ -97,6 +99,7 @@ class Daemon:
         self.servers: list[ApiServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._actor_slots: dict[str, list[ModuleActor]] = {}
 
     # --- building ---------------------------------------------------------------------
 
@@ -131,11 +134,25 @@ class Daemon:
             mlog = ModuleLog(mod.module, self.paths.module_log(mod.module))
             durable = ports.store.load()
             state = restore(params, durable) if durable else initial(params)
-            actor = ModuleActor(mod.module, view, state, ports, mlog, NullDataPath)
+            actor = ModuleActor(mod.module, view, state, ports, mlog, self._datapath(mod))
             peers = {params.peer: sorted(nets)} if params.peer else {}
             live = Liveness(peers or {"-": ["-"]}, params.timeout, self.clock.now())
             toggles = FileToggles(self.paths.toggles_file(mod.module))
+            self._actor_slots.get(mod.module, []).append(actor)
             self.runners[mod.module] = ModuleRunner(mod, actor, mlog, live, toggles, cluster)
+
+    def _datapath(self, mod: ModuleConfig) -> Callable[[Callable[[ev.Event], None]], DataPath]:
+        """The module's data path: the data-path process when it replicates directories."""
+        if mod.replication is None or not mod.replication.directories:
+            return NullDataPath
+        cfg = dp_config(mod, self.loaded.cluster, self.node, self.paths)
+        holder: list[ModuleActor] = []
+
+        def make(post: Callable[[ev.Event], None]) -> DataPath:
+            return ProcessDataPath(post, cfg, self.paths, lambda: holder[0].state)
+
+        self._actor_slots[mod.module] = holder
+        return make
 
     def _heartbeat_config(self) -> HeartbeatConfig | None:
         cluster, me = self.loaded.cluster, self.node

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -199,7 +199,9 @@ class ModuleActor:
         self.log.info(f"{describe(r.state)}: {r.reason}")
         for action in r.actions:
             if isinstance(action, EnsureDataPath):
-                self.datapath.ensure_role(action.role)
+                pending = self.datapath.ensure_role(action.role)
+                if pending is not None:
+                    self._spawn(self._await_role(pending, action))
             elif isinstance(action, ArmLeaseTimer):
                 self._arm_timer(action.at)
         if r.follow is not None:
@@ -235,7 +237,9 @@ class ModuleActor:
             if changed:
                 self.log.info(f"VIP {'added' if a.present else 'removed'}: {a.reason}")
         elif isinstance(a, EnsureDataPath):
-            self.datapath.ensure_role(a.role)
+            pending = self.datapath.ensure_role(a.role)
+            if pending is not None:
+                await pending
         elif isinstance(a, StartResync):
             self.datapath.start_resync(a)
         elif isinstance(a, StopResync):
@@ -252,6 +256,15 @@ class ModuleActor:
             self._arm_timer(a.at)
         elif isinstance(a, Announce) and self.on_announce is not None:
             self.on_announce()
+
+    async def _await_role(self, pending: Awaitable[None], a: EnsureDataPath) -> None:
+        try:
+            await pending
+        except Exception as exc:
+            why = f"{a.tag} failed: {exc}"
+            self.log.error(why)
+            self._fault = why
+            self.post(DataPathFailed(why))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -1,9 +1,8 @@
 """From the validated configuration to what the runtime needs per module: the core's
 :class:`~hamod.core.model.Params`, the node's identity, and the module files to run.
 
-A module file with replicated directories is refused here ("replication arrives with
-#4"), as is a farm module (load balancing comes with the farm): the daemon runs mirror
-modules without replicated directories, always up to date.
+A farm module is refused here (load balancing comes with the farm). Replicated
+modules on one node must not share replication ports.
 """
 
 from __future__ import annotations
@@ -97,11 +96,6 @@ class Loaded:
 
 def check_supported(module: ModuleConfig, source: Path) -> None:
     """Refuse what this daemon cannot run yet, naming the field."""
-    if module.replication is not None and module.replication.directories:
-        raise ConfigError(
-            str(source),
-            [Problem("replication.directories", "replication arrives with #4; remove it")],
-        )
     if module.mode != "mirror":
         raise ConfigError(str(source), [Problem("mode", "farm modules are not run yet")])
 
@@ -125,4 +119,24 @@ def load_all(paths: Paths, node: str | None = None) -> Loaded:
             )
         modules.append(mod)
         files[mod.module] = path
+    check_ports(modules, files, cluster)
     return Loaded(cluster, me, tuple(modules), files)
+
+
+def check_ports(
+    modules: list[ModuleConfig], files: dict[str, Path], cluster: ClusterConfig
+) -> None:
+    """Each replicated module needs its own two TCP ports (link, full copies), apart
+    from the API's."""
+    taken: dict[int, str] = {cluster.api_port: "the API (api_port)"}
+    for mod in modules:
+        rep = mod.replication
+        if rep is None or not rep.directories:
+            continue
+        for port in (int(rep.port), int(rep.port) + 1):
+            if port in taken:
+                raise ConfigError(
+                    str(files[mod.module]),
+                    [Problem("replication.port", f"port {port} is already used by {taken[port]}")],
+                )
+            taken[port] = f"module {mod.module}"

@@ -8,7 +8,7 @@ subclasses, which the actor turns into events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -115,7 +115,10 @@ class Markers(Protocol):
 class DataPath(Protocol):
     """Replication's seam (#4). Reports back through the actor's events."""
 
-    def ensure_role(self, role: Role) -> None: ...
+    def ensure_role(self, role: Role) -> Awaitable[None] | None:
+        """Put the data path in ``role``; an awaitable when it takes time (mounting):
+        the actor awaits it before the next action (the application's start script)."""
+        ...
 
     def start_resync(self, action: StartResync) -> None: ...
 

@@ -634,6 +634,9 @@ class LabCluster:
                 out.append(f"--- {node}: journal {m}: {self.journal(node, m)}")
                 tail = _quiet(self.module_log(node, m))[-lines:]
                 out.append(f"--- {node}:/var/log/hamod/{m}.log\n" + "\n".join(tail))
+                dp = self.read(node, f"/var/log/hamod/{m}/datapath.log").splitlines()[-lines:]
+                if dp:
+                    out.append(f"--- {node}:/var/log/hamod/{m}/datapath.log\n" + "\n".join(dp))
         for node in self.nodes:
             out.append(self.daemon_log(node, lines=10))
         if self.witness == "arbitrator":

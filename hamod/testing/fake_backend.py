@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,10 @@ class FakeBackend:
         self.commands: list[tuple[str, CommandRequest]] = []
         self._modules: dict[str, _Module] = {}
         self._fail: BaseException | None = None
+        #: module → one list of manifest lines per replicated directory (``manifest``)
+        self.manifests: dict[str, list[list[bytes]]] = {}
+        #: module → the JSON lines ``verify`` answers
+        self.verify_lines: dict[str, list[str]] = {}
         for status in modules if modules is not None else default_modules(node):
             self._modules[status.module] = _Module(status)
 
@@ -149,6 +153,23 @@ class FakeBackend:
         text = json.dumps(config, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(text.encode()).hexdigest()
         return ModuleConfigDump(module=name, node=self.node_name, config_hash=digest, config=config)
+
+    async def manifest(self, name: str, index: int, paths: list[str] | None) -> Iterator[bytes]:
+        self._check_fail()
+        self._get(name)
+        dirs = self.manifests.get(name)
+        if dirs is None:
+            raise UsageError(f"module {name!r} replicates no directory: nothing to verify")
+        if index >= len(dirs):
+            raise UsageError(f"dir: module {name!r} has {len(dirs)} directories")
+        return iter(list(dirs[index]))
+
+    async def verify(self, name: str) -> Iterator[str]:
+        self._check_fail()
+        self._get(name)
+        if name not in self.verify_lines:
+            raise UsageError(f"module {name!r} replicates no directory: nothing to verify")
+        return iter(list(self.verify_lines[name]))
 
     async def log(self, name: str, since: datetime | None, follow: bool) -> AsyncIterator[str]:
         self._check_fail()

@@ -218,9 +218,14 @@ def first_missing(mine: DataHistory, peer_current: Generation | None) -> Generat
 
 def _translate(paths: Iterable[str], ops: Iterable[NsOp]) -> set[str]:
     """Where ``paths`` of the target end up when ``ops`` are replayed on it (a path a
-    rename moves keeps its old name too: conservative, both are reconciled)."""
+    rename moves keeps its old name too: conservative, both are reconciled; a hard link
+    made to a path adds its new name)."""
     out = set(paths)
     for op in ops:
+        if isinstance(op, Link):
+            if op.existing in out:
+                out.add(op.new)  # the same file under another name: it differs there too
+            continue
         if not isinstance(op, Rename):
             continue
         moved: set[str] = set()

@@ -283,6 +283,8 @@ async def test_openapi_lists_every_route(http: httpx.AsyncClient) -> None:
         "/api/v1/node",
         "/api/v1/modules",
         "/api/v1/modules/{name}",
+        "/api/v1/modules/{name}/manifest",
+        "/api/v1/modules/{name}/verify",
         "/api/v1/modules/{name}/commands",
         "/api/v1/modules/{name}/config",
         "/api/v1/modules/{name}/log",
@@ -297,3 +299,25 @@ async def test_openapi_lists_every_route(http: httpx.AsyncClient) -> None:
     )
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     assert (await http.get("/api/v1/docs")).status_code == 200
+
+
+async def test_manifest_and_verify_stream_lines_and_check_arguments(
+    http: httpx.AsyncClient, backend: FakeBackend
+) -> None:
+    r = await http.post("/api/v1/modules/pg/manifest", json={"dir": 0})
+    assert r.status_code == 400 and "replicates no directory" in r.json()["message"]
+    backend.manifests["pg"] = [[b'{"p":"/"}\n', b'{"p":"/a"}\n']]
+    r = await http.post("/api/v1/modules/pg/manifest", json={"dir": 0, "paths": ["/a"]})
+    assert r.status_code == 200 and r.text.splitlines() == ['{"p":"/"}', '{"p":"/a"}']
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    r = await http.post("/api/v1/modules/pg/manifest", json={"dir": 1})
+    assert r.status_code == 400 and "dir" in r.json()["message"]
+    r = await http.post("/api/v1/modules/pg/manifest", json={"dir": -1})
+    assert r.status_code == 422
+    r = await http.post("/api/v1/modules/pg/manifest", json={"dir": 0, "bogus": 1})
+    assert r.status_code == 422
+    r = await http.post("/api/v1/modules/nope/verify")
+    assert r.status_code == 404
+    backend.verify_lines["pg"] = ['{"done": true, "ok": true}\n']
+    r = await http.post("/api/v1/modules/pg/verify")
+    assert r.status_code == 200 and json.loads(r.text) == {"done": True, "ok": True}

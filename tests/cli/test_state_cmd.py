@@ -82,3 +82,18 @@ def test_printi_printe(
     assert lines[0].endswith(" I app started") and lines[1].endswith(" E oops")
     cap = capsys.readouterr()
     assert cap.out == "app started\n" and cap.err == "oops\n"
+
+
+def test_table_shows_a_resync_in_progress() -> None:
+    from hamod.api.models import ResyncProgress
+    from hamod.cli.state_cmd import table
+
+    base = ModuleStatus(module="pg", node="n2", state=State.SECOND, phase=Phase.TRANSIENT,
+                        up_to_date=False)  # fmt: skip
+    rs = ResyncProgress(done_bytes=5, total_bytes=10, fraction=0.42, phase="rounds", eta_s=12.4)
+    out = table([base.model_copy(update={"resync": rs})], False, False)
+    assert "resync 42% (rounds, ETA 12s)" in out
+    full = ResyncProgress(fraction=0.0, full=True)
+    out = table([base.model_copy(update={"resync": full})], False, False)
+    assert "resync 0% (full copy)" in out
+    assert " no " in table([base], False, False)

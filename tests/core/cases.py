@@ -390,6 +390,26 @@ CASES: tuple[Case, ...] = (
         check=lambda s: s.pending is not None and s.pending.goal is Goal.STOPSTART,
     ),
     Case(
+        "app_stopped_stopstart",
+        pend(PRIM, Await.STOP_APP, Goal.STOPSTART),
+        ScriptOk(S.STOP_PRIM),
+        ARB,
+        pv=IN_SYNC,
+        to=State.STOP,
+        tags=("vip:absent", "dp:off", "lease:release", "script:poststop"),
+        # the up-to-date peer is elected first (a stopstart of a primary fails over)
+        check=lambda s: s.term_backoff_until == NOW + 2 * ARB.timeout,
+    ),
+    Case(
+        "app_stopped_stopstart",
+        pend(ALONE, Await.STOP_APP, Goal.STOPSTART),
+        ScriptOk(S.STOP_PRIM),
+        ARB,
+        to=State.STOP,
+        tags=("vip:absent", "dp:off", "lease:release", "script:poststop"),
+        check=lambda s: s.term_backoff_until == 0.0,  # alone: starts again at once
+    ),
+    Case(
         "app_stopped_wait",
         pend(replace(ALONE, failover=False), Await.STOP_APP),
         ScriptOk(S.STOP_PRIM),

@@ -134,3 +134,34 @@ def test_paths_escaping_the_directory_are_refused(tmp_path: Path) -> None:
             continue
         raise AssertionError(f"{bad!r} was accepted")
     applier.close()
+
+
+def test_fallocate_keeps_its_mode(tmp_path: Path) -> None:
+    """A punched hole (and zero range) on the primary is a hole on the secondary too,
+    not an allocation of the range."""
+    punch = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+    zero = 0x10  # FALLOC_FL_ZERO_RANGE
+    app = DirectoryApplier(tmp_path)
+    try:
+        app.apply(Mutation(Op.CREATE, "/f", handle=3, mode=0o100644, flags=os.O_WRONLY),
+                  durable=False)  # fmt: skip
+        data = b"x" * (64 << 10)
+        app.apply(Mutation(Op.WRITE, "/f", handle=3, offset=0, length=len(data), data=data),
+                  durable=False)  # fmt: skip
+        app.apply(Mutation(Op.FALLOCATE, "/f", handle=3, mode=punch, offset=4096, length=8192),
+                  durable=False)  # fmt: skip
+        app.apply(Mutation(Op.FALLOCATE, "/f", handle=3, mode=zero, offset=32768, length=4096),
+                  durable=False)  # fmt: skip
+        app.apply(Mutation(Op.RELEASE, "/f", handle=3), durable=False)
+    finally:
+        app.close()
+    content = (tmp_path / "f").read_bytes()
+    want = bytearray(data)
+    want[4096:12288] = bytes(8192)
+    want[32768:36864] = bytes(4096)
+    assert content == bytes(want)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert os.lseek(fd, 4096, os.SEEK_HOLE) == 4096  # a real hole
+    finally:
+        os.close(fd)

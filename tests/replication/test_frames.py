@@ -12,6 +12,7 @@ from hamod.replication.frames import (
     VERSION,
     Ack,
     Barrier,
+    Control,
     Failure,
     Flush,
     Frame,
@@ -54,6 +55,11 @@ frames: st.SearchStrategy[Frame] = st.one_of(
     st.builds(Flush, seqs),
     st.builds(Ack, seqs, st.sampled_from(Level)),
     st.builds(Failure, seqs, names),
+    st.builds(
+        Control,
+        seqs,
+        st.dictionaries(names, st.none() | st.booleans() | st.integers(-(2**53), 2**53) | names),
+    ),
 )
 
 

@@ -1,0 +1,122 @@
+"""Acceptance of replication under faults (issue #4, scenarios 6 and 7): split brain kept
+aside, the data-path process killed on the primary, the daemon killed with replication
+active. Every scenario ends with both copies compared.
+
+Helpers (writers, the view underneath the mount) come from ``test_replication``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from hamod.api.models import State
+from hamod.testing.cluster import LabCluster, ModuleSpec
+from tests.acceptance.test_replication import (
+    DATA,
+    UNDER,
+    missing,
+    mounts,
+    verify_trees,
+    wait_in_sync,
+    write,
+)
+
+pytestmark = pytest.mark.lab
+
+WAIT = 60.0
+M = "demo"
+MakeCluster = Callable[..., LabCluster]
+
+
+def spec(**kw: str) -> ModuleSpec:
+    return ModuleSpec(
+        M,
+        pulse=kw.get("pulse", "200ms"),
+        timeout=kw.get("timeout", "3s"),
+        extra={"replication": {"directories": [{"path": DATA}], "link_timeout": "3s"}},
+    )
+
+
+def dp_pid(c: LabCluster, node: str) -> int | None:
+    text = c.read(node, f"/run/hamod/dp/{M}/datapath.pid").strip()
+    return int(text) if text.isdigit() else None
+
+
+def test_06_split_brain_is_refused_then_kept_aside(make_cluster: MakeCluster) -> None:
+    """Both primary while cut (router-ping witness), both write → on reconnection the
+    split brain is reported, nothing is resynced automatically; ``prim`` on the node to
+    keep → the other side is resynced from it and its own writes are kept aside."""
+    c = make_cluster(spec(), witness="ping")
+    c.establish(M, "n1")
+    wait_in_sync(c, "n1", "n2")
+    common = write(c, "n1", 0, 20)
+    c.lab.partition("n1", "n2")
+    c.wait_state("n1", M, State.ALONE, WAIT)
+    c.wait_state("n2", M, State.ALONE, WAIT)
+    only1 = write(c, "n1", 100, 10)
+    only2 = write(c, "n2", 200, 10)
+    c.lab.heal()
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        sts = [c.try_state(n, M) for n in c.nodes]
+        if any(s is not None and s.split_brain for s in sts) and len(c.vip_owners()) == 1:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("split brain not reported\n" + c.diagnose(M))
+    (keeper,) = c.vip_owners()
+    (other,) = [n for n in c.nodes if n != keeper]
+    kept, lost = (only1, only2) if keeper == "n1" else (only2, only1)
+    # no automatic resync: the other side still has its own writes, not the keeper's
+    c.hold_state(other, M, State.WAIT, 3.0)
+    assert missing(c, other, DATA, lost) == []
+    assert missing(c, other, DATA, kept) == kept
+    c.command(keeper, M, "prim")
+    wait_in_sync(c, keeper, other)
+    assert missing(c, other, UNDER, common + kept) == []
+    verify_trees(c, keeper, other)
+    # the other side's divergent writes are kept aside, next to the directory
+    aside = c.lab.exec(other, "ls -d /srv/.hamod-aside-data/*/ 2>/dev/null || true").stdout.split()
+    assert aside, c.diagnose(M)
+    assert missing(c, other, aside[-1].rstrip("/"), lost) == [], aside
+
+
+def test_07_datapath_killed_on_the_primary_fails_over(make_cluster: MakeCluster) -> None:
+    """The primary's data-path process dies → its FUSE connection is gone (applications
+    get errors, not a hang), the module fails over; the survivor has every acknowledged
+    write; the old primary comes back as SECOND in sync."""
+    c = make_cluster(spec())
+    c.establish(M, "n1")
+    wait_in_sync(c, "n1", "n2")
+    acked = write(c, "n1", 0, 50)
+    pid = dp_pid(c, "n1")
+    assert pid is not None
+    c.lab.exec("n1", ["kill", "-9", str(pid)])
+    c.wait_state("n2", M, State.ALONE, WAIT)
+    assert missing(c, "n2", DATA, acked) == []
+    wait_in_sync(c, "n2", "n1")
+    verify_trees(c, "n1", "n2")
+
+
+def test_07_daemon_killed_leaves_mount_and_replication(make_cluster: MakeCluster) -> None:
+    """SIGKILL of the primary's daemon: the data-path process, its mount and the link are
+    untouched (writes go on being replicated while the daemon is away); the restarted
+    daemon resumes on the same term."""
+    c = make_cluster(spec(timeout="8s"))
+    c.establish(M, "n1")
+    wait_in_sync(c, "n1", "n2")
+    term = c.state("n1", M).term
+    pid = dp_pid(c, "n1")
+    c.kill_daemon("n1")
+    assert dp_pid(c, "n1") == pid and "fuse.hamod" in mounts(c, "n1")
+    acked = write(c, "n1", 0, 30)  # while no daemon runs
+    assert missing(c, "n2", UNDER, acked) == []
+    c.start_service("n1")
+    st = c.wait_state("n1", M, State.PRIM, WAIT)
+    assert st.term == term and dp_pid(c, "n1") == pid
+    acked += write(c, "n1", 30, 10)
+    assert missing(c, "n2", UNDER, acked) == []
+    verify_trees(c, "n1", "n2")
