@@ -25,7 +25,9 @@ from hamod.datapath.mutation import OMIT, Mutation, Op
 from hamod.replication.resync_apply import RESYNC_OPS, ResyncOps, is_resync_handle
 
 _LIBC: Final = ctypes.CDLL(None, use_errno=True)
-_STRIPPED_OPEN_FLAGS: Final = os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_APPEND
+# O_DIRECT is the primary's business (alignment, cache bypass); the replica writes
+# through its page cache and makes data durable when asked.
+_STRIPPED_OPEN_FLAGS: Final = os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_DIRECT
 _SYNC_FLAGS: Final = os.O_SYNC | os.O_DSYNC
 
 
@@ -78,7 +80,8 @@ class DirectoryApplier:
                 os.symlink(m.target or "", _rel(m.path), dir_fd=fd)
                 self._chown_path(m)
             case Op.LINK:
-                os.link(_rel(m.path), _rel(m.path2), src_dir_fd=fd, dst_dir_fd=fd)
+                os.link(_rel(m.path), _rel(m.path2), src_dir_fd=fd, dst_dir_fd=fd,
+                        follow_symlinks=False)  # fmt: skip
             case Op.UNLINK:
                 os.unlink(_rel(m.path), dir_fd=fd)
             case Op.RMDIR:

@@ -44,6 +44,7 @@ class FrameConnection:
         self._out = bytearray()
         self._inflight: bytes | None = None  # a TLS write to retry with the same bytes
         self._closing: str | None = None
+        self._after_send: str | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -58,7 +59,7 @@ class FrameConnection:
     def send(self, data: bytes) -> None:
         """Queue ``data`` for sending (in call order); dropped once closed."""
         with self._lock:
-            if self._closing is not None:
+            if self._closing is not None or self._after_send is not None:
                 return
             self._out += data
             self._wake()
@@ -68,6 +69,14 @@ class FrameConnection:
         with self._lock:
             if self._closing is None:
                 self._closing = reason
+            self._wake()
+
+    def close_after_send(self, reason: str) -> None:
+        """Close once everything queued so far is sent (a FAILURE frame must reach the
+        peer before the connection ends); nothing queued later is sent."""
+        with self._lock:
+            if self._closing is None and self._after_send is None:
+                self._after_send = reason
             self._wake()
 
     def join(self, timeout: float) -> None:
@@ -103,11 +112,19 @@ class FrameConnection:
             with self._lock:
                 if self._closing is not None:
                     return self._closing
-                if self._inflight is None and self._out:
-                    self._inflight = bytes(self._out[:_CHUNK])
-                    del self._out[:_CHUNK]
-            if self._inflight is not None and not want_write:
+            # Send everything queued until the socket would block: waiting in select
+            # with data queued and the socket writable would stall the link.
+            while not want_write:
+                with self._lock:
+                    if self._inflight is None and self._out:
+                        self._inflight = bytes(self._out[:_CHUNK])
+                        del self._out[:_CHUNK]
+                if self._inflight is None:
+                    break
                 want_write = self._try_send()
+            with self._lock:
+                if self._after_send is not None and not self._out and self._inflight is None:
+                    return self._after_send
             sock = self._sock.fileno()
             writers = [sock] if want_write else []
             readable, writable, _ = select.select([sock, self._wake_r], writers, [], _POLL)

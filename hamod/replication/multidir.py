@@ -59,6 +59,10 @@ class ModuleApplier:
         return index
 
     def apply(self, mutation: Mutation, *, durable: bool) -> None:
+        if mutation.path is None and mutation.handle not in self._handles:
+            # A file without a name here (unlinked while open on the primary, or opened
+            # before this session): nothing of it is visible on this copy.
+            return
         index = self._index(mutation)
         if mutation.path2 is not None and split(mutation.path2)[0] != index:
             raise OSError(errno.EXDEV, f"{mutation}: across directories")

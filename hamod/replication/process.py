@@ -30,7 +30,8 @@ request                effect
 ``exit``               unmount everything and exit
 =====================  ==================================================================
 
-Events: ``link_lost`` (reason), ``mirroring``, ``resync_progress`` (fraction),
+Events: ``link_lost`` (reason), ``session`` (a primary said hello), ``mirroring``,
+``resync_progress`` (fraction, eta, phase, bytes),
 ``resync_done``, ``resync_failed`` (cause), ``failed`` (cause: a mount died), ``log``.
 """
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hamod.datapath.mutation import Mutation
+from hamod.errors import HamodError
 from hamod.replication.conn import FrameConnection
 from hamod.replication.frames import (
     Ack,
@@ -77,6 +78,7 @@ class _Session:
         self._controller = controller
         self._reply_seq = 0
         self._reply_lock = threading.Lock()
+        self._broken = False
         self._queue: queue.SimpleQueue[Frame | None] = queue.SimpleQueue()
         self._last_seq = 0
         self._conn = FrameConnection(sock, self._on_frame, self._on_close, name=f"{name}-io")
@@ -97,8 +99,14 @@ class _Session:
 
     def _on_frame(self, frame: Frame) -> None:  # I/O thread
         seq = frame.seq
+        if self._broken:
+            return  # after a protocol error nothing more is applied
         if isinstance(frame, Ack | Failure) or seq <= self._last_seq:
-            self._conn.close(f"protocol error: unexpected {type(frame).__name__} seq {seq}")
+            self._broken = True
+            why = f"protocol error: unexpected {type(frame).__name__} seq {seq}"
+            log.warning("replication peer: %s; closing", why)
+            self._queue.put(None)
+            self._conn.close(why)
             return
         self._last_seq = seq
         if isinstance(frame, MutationFrame) and frame.want is Level.RECEIVED:
@@ -121,9 +129,11 @@ class _Session:
         while (frame := self._queue.get()) is not None:
             try:
                 level = self._apply(frame)
-            except OSError as exc:
+            except (OSError, HamodError) as exc:
                 log.error("cannot apply frame %d: %s; leaving the mirror", frame.seq, exc)
+                self._broken = True
                 self._conn.send(pack(Failure(frame.seq, str(exc))))
+                self._conn.close_after_send(f"could not apply frame {frame.seq}: {exc}")
                 return
             self._conn.send(pack(Ack(frame.seq, level)))
 

@@ -146,6 +146,7 @@ class TargetSide:
     def _hello(self, payload: dict[str, Any], reply: Reply) -> None:
         if payload.get("module") != self.cfg.module:
             raise OSError(f"hello for module {payload.get('module')!r}, this is {self.cfg.module}")
+        self.emit("session")  # a new session: not mirroring until the primary says so
         with self._lock:
             want = self._want
             self._resyncing = want is not None

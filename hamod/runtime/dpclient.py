@@ -92,6 +92,7 @@ class ProcessDataPath:
         await self._call("role", role=role.value)
 
     def start_resync(self, action: StartResync) -> None:
+        self._mirroring = False
         cur = self._state().data.current
         self._spawn(self._call("resync", full=action.full, keep_aside=action.keep_aside,
                                current=None if cur is None else encode(cur)))  # fmt: skip
@@ -108,7 +109,7 @@ class ProcessDataPath:
     def peer_changed(self, peer: PeerView | None) -> None:
         self._peer = peer
         if peer is None or peer.state not in (State.PRIM, State.ALONE):
-            self._mirroring = False
+            self._mirroring = False  # (ALONE: the mirroring primary's heartbeat may lag)
         second = peer is not None and peer.state is State.SECOND
         if second != self._second:
             self._second = second
@@ -130,8 +131,10 @@ class ProcessDataPath:
     # --- events -----------------------------------------------------------------------
 
     def _mirror_up(self) -> None:
+        """The primary mirrors (it said so on the current session) and announces PRIM:
+        report it (again at every pulse while the core waits for it)."""
         pv = self._peer
-        if pv is not None and pv.state in (State.PRIM, State.ALONE):
+        if pv is not None and pv.state is State.PRIM:
             self._post(MirrorUp(pv.data, pv.term))
 
     def _event(self, msg: dict[str, Any]) -> None:
@@ -142,6 +145,8 @@ class ProcessDataPath:
         elif name == "mirroring":
             self._mirroring = True
             self._mirror_up()
+        elif name == "session":
+            self._mirroring = False
         elif name == "resync_progress":
             self.progress = msg
             self._post(ResyncProgress(float(msg.get("fraction", 0.0))))

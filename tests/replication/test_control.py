@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import queue
+import socket
+import ssl
 import threading
+import time
 from typing import Any
 
 from hamod.datapath.mutation import Mutation, Op
 from hamod.proto.wire import Writer
 from hamod.replication.conn import tls_connector
-from hamod.replication.frames import MAGIC, VERSION, Control, FrameError, Kind, decode, encode, pack
+from hamod.replication.frames import (
+    MAGIC,
+    VERSION,
+    Control,
+    Failure,
+    FrameError,
+    Kind,
+    Level,
+    MutationFrame,
+    StreamDecoder,
+    decode,
+    encode,
+    pack,
+)
 from hamod.replication.link import Mode, PeerLink
 from hamod.replication.receiver import PeerReceiver, Reply
 from hamod.replication.testing import RecordingApplier
@@ -100,4 +118,98 @@ def test_drop_session_makes_the_sender_reconnect(cluster: Cluster) -> None:
         assert [m.path for m, _ in applier.applied] == ["/a", "/b"]
     finally:
         link.close()
+        receiver.close()
+
+
+def test_large_frames_flow_without_stalling(cluster: Cluster) -> None:
+    """Frames of several MiB (a 4 MiB write) go out in one turn of the I/O loop: the
+    link's timeout (2 s here) is not hit (it was: one 256 KiB chunk per second)."""
+    applier = RecordingApplier()
+    receiver = PeerReceiver(cluster.server(), applier)
+    receiver.start()
+    link = PeerLink(tls_connector(cluster.client(), *receiver.address), mode=Mode.SYNC, timeout=2.0)
+    try:
+        link.connect()
+        for size in (256 << 10, 1 << 20, 8 << 20):
+            data = bytes(size)
+            link.ship(Mutation(Op.WRITE, "/f", handle=1, length=size, data=data))
+        assert [len(m.data or b"") for m, _ in applier.applied] == [256 << 10, 1 << 20, 8 << 20]
+    finally:
+        link.close()
+        receiver.close()
+
+
+def _raw_session(cluster: Cluster, receiver: PeerReceiver) -> ssl.SSLSocket:
+    ctx = cluster.client()
+    raw = socket.create_connection(receiver.address, timeout=5)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _read_all(sock: ssl.SSLSocket, timeout: float = 3.0) -> bytes:
+    sock.settimeout(timeout)
+    out = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def test_nothing_is_applied_after_a_protocol_error_in_the_same_read(cluster: Cluster) -> None:
+    applier = RecordingApplier()
+    receiver = PeerReceiver(cluster.server(), applier)
+    receiver.start()
+    try:
+        sock = _raw_session(cluster, receiver)
+        ok = Mutation(Op.MKDIR, "/ok", mode=0o755)
+        evil = Mutation(Op.MKDIR, "/evil", mode=0o755)
+        sock.sendall(
+            pack(MutationFrame(1, Level.APPLIED, ok))
+            + pack(MutationFrame(1, Level.APPLIED, ok))  # sequence number repeated
+            + pack(MutationFrame(2, Level.APPLIED, evil))
+        )
+        _read_all(sock)  # the receiver closes the connection
+        sock.close()
+        assert applier.wait_for(1, 3)  # what came before the error is applied...
+        time.sleep(0.2)
+        assert [m.path for m, _ in applier.applied] == ["/ok"]  # ...nothing after it
+    finally:
+        receiver.close()
+
+
+def test_a_failure_is_sent_then_the_connection_closed(cluster: Cluster) -> None:
+    class Refusing(RecordingApplier):
+        def apply(self, mutation: Mutation, *, durable: bool) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    receiver = PeerReceiver(cluster.server(), Refusing())
+    receiver.start()
+    try:
+        sock = _raw_session(cluster, receiver)
+        sock.sendall(
+            pack(MutationFrame(1, Level.APPLIED, Mutation(Op.MKDIR, "/a", mode=0o755)))
+            + pack(MutationFrame(2, Level.APPLIED, Mutation(Op.MKDIR, "/b", mode=0o755)))
+        )
+        frames = StreamDecoder().feed(_read_all(sock))  # ends: the server closed
+        sock.close()
+        assert frames == [Failure(1, "[Errno 28] No space left on device")]
+    finally:
+        receiver.close()
+
+
+def test_the_connection_ends_right_after_the_failure(cluster: Cluster) -> None:
+    class Refusing(RecordingApplier):
+        def apply(self, mutation: Mutation, *, durable: bool) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+    receiver = PeerReceiver(cluster.server(), Refusing())
+    receiver.start()
+    try:
+        sock = _raw_session(cluster, receiver)
+        sock.sendall(pack(MutationFrame(1, Level.APPLIED, Mutation(Op.MKDIR, "/a", mode=0o755))))
+        started = time.monotonic()
+        data = _read_all(sock, timeout=3.0)
+        assert time.monotonic() - started < 0.5  # closed at once, not at the next poll
+        assert StreamDecoder().feed(data) == [Failure(1, "[Errno 5] Input/output error")]
+        sock.close()
+    finally:
         receiver.close()

@@ -165,3 +165,24 @@ def test_fallocate_keeps_its_mode(tmp_path: Path) -> None:
         assert os.lseek(fd, 4096, os.SEEK_HOLE) == 4096  # a real hole
     finally:
         os.close(fd)
+
+
+def test_link_to_a_symlink_links_the_symlink_and_odirect_is_not_kept(tmp_path: Path) -> None:
+    """A hard link of a (dangling) symlink is a link of the symlink itself, as on the
+    primary; a file the primary opened O_DIRECT is written through the page cache here
+    (unaligned frames from the primary would fail with EINVAL otherwise)."""
+    app = DirectoryApplier(tmp_path)
+    try:
+        app.apply(Mutation(Op.SYMLINK, "/s", target="nowhere"), durable=False)
+        app.apply(Mutation(Op.LINK, "/s", path2="/t"), durable=False)
+        flags = os.O_WRONLY | os.O_DIRECT
+        app.apply(Mutation(Op.CREATE, "/d", handle=4, mode=0o100644, flags=flags),
+                  durable=False)  # fmt: skip
+        app.apply(Mutation(Op.WRITE, "/d", handle=4, offset=3, length=5, data=b"hello",
+                           flags=flags), durable=True)  # fmt: skip
+        app.apply(Mutation(Op.RELEASE, "/d", handle=4), durable=False)
+    finally:
+        app.close()
+    st_s, st_t = os.lstat(tmp_path / "s"), os.lstat(tmp_path / "t")
+    assert stat.S_ISLNK(st_t.st_mode) and st_s.st_ino == st_t.st_ino
+    assert (tmp_path / "d").read_bytes() == b"\0\0\0hello"
