@@ -85,14 +85,13 @@ def test_random_exerciser_mount_equals_native_and_verify_clean(
                 f"seed {seed}: the mount and the native directory answered "
                 "differently:\n  " + "\n  ".join(res.mismatches)
             )
+        # The documented deviation (docs/datapath.md, "Hard links"): the size written
+        # through one name of a hard-linked file may look stale through another name
+        # for up to the attribute cache lifetime (1 s). Compare once it has passed.
+        time.sleep(1.2)
         local = compare_in_node(c, "n1", mnt, nat)
         if local.returncode != 0:
-            problems.append(f"seed {seed}: mount != native right after the run:\n{local.stdout}")
-            time.sleep(2.0)  # past the mount's attribute cache: stale or really different?
-            again = compare_in_node(c, "n1", mnt, nat)
-            problems.append(
-                f"seed {seed}: mount vs native 2 s later: exit {again.returncode}\n{again.stdout}"
-            )
+            problems.append(f"seed {seed}: mount != native after the run:\n{local.stdout}")
         new_log = datapath_log(c, "n1")[log_from:]
         lost = [ln for ln in new_log.splitlines() if "link_lost" in ln]
         if lost:
