@@ -33,6 +33,8 @@ from hamod.tracking.tracker import ChangeTracker
 log = logging.getLogger(__name__)
 
 PRIMARY = (Role.PRIMARY_MIRRORING, Role.PRIMARY_HOLD, Role.PRIMARY_ALONE)
+SYNC_POINT_EVERY = 1.0
+"""Seconds between two sync points of the activity log while mirroring."""
 
 
 class PrimarySession:
@@ -153,6 +155,7 @@ class PrimarySession:
             self.replicator.go_live()
         self.status = {"link": "live"}
         announced = False
+        last_sync = time.monotonic()
         while not self._stop.is_set():
             if link.lost is not None:
                 raise LinkLost(link.lost)
@@ -170,8 +173,23 @@ class PrimarySession:
                 link.control({"mirroring": True})
                 announced = True
                 self.status = {"link": "mirroring"}
+                last_sync = time.monotonic()
+            elif announced and time.monotonic() - last_sync >= SYNC_POINT_EVERY:
+                self._sync_point(link)
+                last_sync = time.monotonic()
             with self._cv:
                 self._cv.wait(0.2)
+
+    def _sync_point(self, link: PeerLink) -> None:
+        """Let the activity log cool: every operation announced before now that has
+        finished (the gate drained) and was flushed to the peer's disk is acknowledged
+        for good, so its region or name need not be copied back after a crash."""
+        upto = [t.last_number for t in self.trackers]
+        if not self.gate.drain(self.cfg.link_timeout):
+            return
+        link.flush()
+        for t, n in zip(self.trackers, upto, strict=True):
+            t.sync_point(n)
 
     def resync_status(self) -> dict[str, Any] | None:
         src = self._resync

@@ -128,6 +128,12 @@ class ChangeTracker:
     def generations(self) -> tuple[Generation, ...]:
         return tuple(self._state.generations)
 
+    @property
+    def last_number(self) -> int:
+        """The number of the last operation announced (for ``sync_point``)."""
+        with self._lock:
+            return self._wseq
+
     def stats(self) -> Stats:
         with self._lock:
             al = self._state.al

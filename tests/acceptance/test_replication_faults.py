@@ -105,7 +105,7 @@ def test_07_daemon_killed_leaves_mount_and_replication(make_cluster: MakeCluster
     """SIGKILL of the primary's daemon: the data-path process, its mount and the link are
     untouched (writes go on being replicated while the daemon is away); the restarted
     daemon resumes on the same term."""
-    c = make_cluster(spec(timeout="8s"))
+    c = make_cluster(spec(timeout="12s"))  # the restart must fit in the lease (6 s)
     c.establish(M, "n1")
     wait_in_sync(c, "n1", "n2")
     term = c.state("n1", M).term
