@@ -38,11 +38,14 @@ class Gate:
         self._epoch = 0
         self._counts: dict[int, int] = {0: 0}
         self._tls = threading.local()
+        self._held = False
 
     def enter(self) -> None:
         if getattr(self._tls, "epoch", None) is not None:
             return  # one operation may call several hooks (rename over a file)
         with self._cv:
+            while self._held:
+                self._cv.wait()
             epoch = self._epoch
             self._counts[epoch] += 1
         self._tls.epoch = epoch
@@ -73,6 +76,17 @@ class Gate:
                 lambda: not any(e <= old for e in self._counts),
                 max(0.0, deadline - time.monotonic()),
             )
+
+    def hold(self) -> None:
+        """New operations wait before their hook until :meth:`release` (the last resync
+        round's short barrier); operations in flight go on (see :meth:`drain`)."""
+        with self._cv:
+            self._held = True
+
+    def release(self) -> None:
+        with self._cv:
+            self._held = False
+            self._cv.notify_all()
 
     @property
     def in_flight(self) -> int:

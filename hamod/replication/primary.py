@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -182,14 +183,17 @@ class PrimarySession:
 
     def _sync_point(self, link: PeerLink) -> None:
         """Let the activity log cool: every operation announced before now that has
-        finished (the gate drained) and was flushed to the peer's disk is acknowledged
-        for good, so its region or name need not be copied back after a crash."""
+        finished (the gate drained) and is durable on both copies (the peer's FLUSH;
+        ``sync`` here: this node's own writes may never have been fsynced) is
+        acknowledged for good: its region or name need not be copied back after a
+        crash of either node."""
         upto = [t.last_number for t in self.trackers]
         if not self.gate.drain(self.cfg.link_timeout):
             return
         link.flush()
+        os.sync()
         for t, n in zip(self.trackers, upto, strict=True):
-            t.sync_point(n)
+            t.sync_point(n, force=True)
 
     def resync_status(self) -> dict[str, Any] | None:
         src = self._resync

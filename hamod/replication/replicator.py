@@ -17,9 +17,8 @@ PRIMARY_MIRRORING      sent on the live link and waited for per the mode (durabi
                        → EIO. Never longer than twice the link timeout.
 PRIMARY_HOLD           waits the same way (lease renewal in progress).
 PRIMARY_ALONE          returns at once (the tracker recorded the change before the
-                       operation); if a resynced peer follows, posted on its link too,
-                       without waiting. During the last resync round mutations are
-                       buffered and posted right after it, in order.
+                       operation); if a resynced peer follows (the link is live),
+                       posted on its link too, without waiting.
 OFF / SECONDARY        EROFS (no read-write mount exists then).
 =====================  ===================================================================
 """
@@ -64,7 +63,6 @@ class Replicator:
         self._role = Role.OFF
         self._link: PeerLink | None = None
         self._live = False
-        self._buffer: list[Mutation] | None = None
         self._reported: object | None = None  # the link whose loss was reported
 
     # --- state ------------------------------------------------------------------------
@@ -87,28 +85,15 @@ class Replicator:
     def attach(self, link: PeerLink) -> None:
         """A session with the secondary: not live until :meth:`go_live`."""
         with self._cv:
-            self._link, self._live, self._buffer = link, False, None
+            self._link, self._live = link, False
             self._reported = None
             self._cv.notify_all()
 
-    def start_buffering(self) -> None:
-        """The last resync round begins: keep what is shipped from now on, in order."""
-        with self._cv:
-            self._buffer = []
-
     def go_live(self) -> None:
-        """Post the buffered mutations, then post (ALONE) or ship (MIRRORING) every
-        later one on the attached link."""
+        """From now on every mutation is posted (ALONE) or shipped (MIRRORING) on the
+        attached link (the resync brought the peer up to here)."""
         with self._cv:
-            link, buffered = self._link, self._buffer or []
-            self._buffer = None
-            if link is None:
-                return
-            try:
-                for m in buffered:
-                    link.post(m)
-            except LinkLost as exc:
-                self._detach(link, str(exc))
+            if self._link is None:
                 return
             self._live = True
             self._cv.notify_all()
@@ -120,7 +105,7 @@ class Replicator:
     def _detach(self, link: PeerLink, reason: str) -> None:
         if self._link is not link:
             return
-        self._link, self._live, self._buffer = None, False, None
+        self._link, self._live = None, False
         self._cv.notify_all()
         report = self._role in (Role.PRIMARY_MIRRORING, Role.PRIMARY_HOLD)
         if report and self._reported is not link:
@@ -166,8 +151,6 @@ class Replicator:
                     if link is None:
                         return
                     if not live:
-                        if self._buffer is not None:
-                            self._buffer.append(tagged)
                         return
                     try:
                         link.post(tagged)

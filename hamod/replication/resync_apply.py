@@ -372,8 +372,15 @@ class ResyncOps:
 
 
 def _exact_xattrs(path: str, wanted: dict[str, bytes]) -> None:
-    """Make the xattr set of ``path`` exactly ``wanted`` (ACLs included)."""
-    for name in os.listxattr(path):
+    """Make the xattr set of ``path`` exactly ``wanted`` (ACLs included). A file system
+    without xattrs has nothing to remove (and fails only if some are wanted)."""
+    try:
+        present = os.listxattr(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and not wanted:
+            return
+        raise
+    for name in present:
         if name not in wanted:
             try:
                 os.removexattr(path, name)

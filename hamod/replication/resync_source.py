@@ -12,9 +12,10 @@
    (durable on the target), ``clear_upto`` (forget what was copied, keep what was
    rewritten meanwhile); then the next set is what changed since. A link cut loses
    only the round in flight: the next attempt starts from what is left.
-4. **Last round**: mutations shipped from now on are buffered; the last set is sent;
-   then the buffer and every later mutation go live on the link, in order. No pause
-   for the application.
+4. **Last round**, behind one short barrier: new operations wait before their tracking
+   hook, those in flight finish, the last (small) set is sent and flushed, the link
+   goes live, the operations go on. Without the barrier a live operation could meet a
+   target that the round had already brought past it (a rename replayed twice).
 
 Every marker is followed by :meth:`Gate.drain`: an operation that announced its region
 before the marker finishes its write before the region is read.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -139,11 +141,16 @@ class ResyncSource:
             sets = self._next_sets(cur)
             if sum(_bytes(s) for s in sets) < SMALL:
                 break
+        # The last round behind one short barrier: new operations wait before their
+        # hook, those in flight finish, the rest is sent, then the link goes live.
         self.stats.phase = "last round"
-        self.replicator.start_buffering()
-        sets = self._next_sets(cur)
-        self._round(sets)
-        self.replicator.go_live()
+        self.gate.hold()
+        try:
+            sets = self._next_sets(cur)
+            self._round(sets)
+            self.replicator.go_live()
+        finally:
+            self.gate.release()
         if not self.replicator.live:
             raise ResyncAborted("peer link lost at the end of the resync")
         self.stats.phase = "done"
@@ -243,7 +250,10 @@ class ResyncSource:
             self._progress()
 
     def _flush(self) -> None:
+        """Both copies durable before the tracker forgets what was sent: the target's
+        (FLUSH) and this node's own (a crash here must not lose what was cleared)."""
         self.link.flush()
+        os.sync()
         self._window = 0
 
     def _full_copy(self) -> None:

@@ -617,10 +617,20 @@ def _extent(fd: int, pos: int, end: int) -> tuple[int, int]:
     return data_at, min(hole_at, end)
 
 
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
 def _xattrs(fd: int) -> list[tuple[str, bytes]]:
+    """The entry's xattrs; none on a file system without them (vfat, NFSv3...)."""
     pinned = f"/proc/self/fd/{fd}"
     out: list[tuple[str, bytes]] = []
-    for name in sorted(os.listxattr(pinned)):
+    try:
+        names = os.listxattr(pinned)
+    except OSError as exc:
+        if exc.errno in _NO_XATTRS:
+            return out
+        raise
+    for name in sorted(names):
         try:
             out.append((name, os.getxattr(pinned, name)))
         except OSError as exc:

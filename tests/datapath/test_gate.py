@@ -52,3 +52,22 @@ def test_leave_without_enter_is_harmless() -> None:
     gate = Gate()
     gate.leave()
     assert gate.drain(0.1) and gate.in_flight == 0
+
+
+def test_hold_stops_new_operations_before_their_hook() -> None:
+    gate = Gate()
+    gate.hold()
+    entered = threading.Event()
+
+    def op() -> None:
+        gate.enter()
+        entered.set()
+        leave_any()
+
+    t = threading.Thread(target=op)
+    t.start()
+    assert not entered.wait(0.2)  # held
+    assert gate.drain(0.1)  # nothing in flight: the waiting one has not entered
+    gate.release()
+    assert entered.wait(2)
+    t.join(2)
