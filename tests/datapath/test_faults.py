@@ -4,6 +4,7 @@ the data path answers on purpose is not. The disk is LazyFS with an injected fau
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, LazyFS, Failing, list[str]]]:
     reports: list[str] = []
     faults.hook, faults.interval = reports.append, 0.0
     shipper = Failing()
+    umask = os.umask(0o022)  # serve() in this process sets umask 0: restore it after
     with LazyFS(backing, disk) as lazy:
         data = disk / "data"  # the replicated directory, on the (lazy) disk
         data.mkdir()
@@ -52,6 +54,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, LazyFS, Failing, list[str]]]:
             mount.unmount(data)
             t.join(10)
             faults.hook, faults.interval = None, 5.0
+            os.umask(umask)
 
 
 def test_eio_underneath_is_reported_and_our_own_is_not(

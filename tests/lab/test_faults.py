@@ -110,9 +110,12 @@ def test_heal_restores_every_fault_but_not_power(restored_lab: Lab) -> None:
 def test_shutdown_stops_processes_gracefully(restored_lab: Lab) -> None:
     lab = restored_lab
     proc = lab.popen(
-        "n2", "trap 'echo stopped > /srv/term; exit 0' TERM; while :; do sleep 0.05; done"
+        "n2",
+        "trap 'echo stopped > /srv/term; exit 0' TERM; touch /srv/trapped; "
+        "while :; do sleep 0.05; done",
     )
-    lab.exec("n2", "sleep 0.2")  # let the trap be installed
+    # the trap is installed before the file appears (a busy machine may take a while)
+    lab.exec("n2", "for i in $(seq 200); do test -e /srv/trapped && break; sleep 0.05; done")
     lab.shutdown("n2")
     assert not lab.alive("n2")
     assert proc.wait(timeout=5) is not None
