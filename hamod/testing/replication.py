@@ -103,18 +103,19 @@ def replicated_spec(**replication: Any) -> ModuleSpec:
 
 
 def wait_in_sync(
-    c: LabCluster, primary: str, secondary: str, module: str = M, timeout: float = WAIT
-) -> None:
-    """Wait until ``primary`` is PRIM, ``secondary`` SECOND, up to date, no resync."""
+    c: LabCluster, primary: str, secondary: str, timeout: float = WAIT, *, module: str = M
+) -> float:
+    """Wait until ``primary`` is PRIM, ``secondary`` SECOND, up to date, no resync;
+    returns the seconds it took."""
     from hamod.api.models import State
 
+    t0 = time.monotonic()
     c.wait_states(module, {primary: State.PRIM, secondary: State.SECOND}, timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < t0 + timeout:
         st = c.try_state(secondary, module)
         if st is not None and st.up_to_date and st.resync is None and st.state is State.SECOND:
-            return
-        time.sleep(0.2)
+            return time.monotonic() - t0
+        time.sleep(0.1)
     raise AssertionError(
         f"{secondary} not in sync: {c.try_state(secondary, module)}\n{c.diagnose(module)}"
     )

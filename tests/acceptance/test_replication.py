@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from hamod.api.models import State
 from hamod.testing.cluster import PYTHON, LabCluster, ModuleSpec
+from hamod.testing.replication import wait_in_sync
 
 pytestmark = pytest.mark.lab
 
@@ -81,17 +81,6 @@ def missing(c: LabCluster, node: str, root: str, numbers: list[int], size: int =
 
 def mounts(c: LabCluster, node: str) -> str:
     return c.lab.exec(node, f"grep ' {DATA} ' /proc/self/mountinfo || true").stdout
-
-
-def wait_in_sync(c: LabCluster, primary: str, secondary: str) -> None:
-    c.wait_states(M, {primary: State.PRIM, secondary: State.SECOND}, WAIT)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        st = c.state(secondary, M)
-        if st.up_to_date and st.resync is None:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{secondary} not in sync: {c.state(secondary, M)}\n{c.diagnose(M)}")
 
 
 def under(c: LabCluster, node: str) -> Path:

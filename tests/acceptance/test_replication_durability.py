@@ -53,6 +53,7 @@ import pytest
 
 from hamod.api.models import State
 from hamod.testing.cluster import PYTHON, LabCluster, ModuleSpec
+from hamod.testing.replication import wait_in_sync
 from hamod.testing.writers import SYNC_SHIM, WriterProc, check_append, check_twodir
 from tests.conftest import Scale
 
@@ -121,19 +122,6 @@ def boot(c: LabCluster, node: str, xattrs: str = "empty") -> None:
     c.boot(node, service=False)
     mount_lazyfs(c, node, xattrs)
     c.start_service(node)
-
-
-def wait_in_sync(c: LabCluster, primary: str, secondary: str, timeout: float = WAIT) -> float:
-    """Wait until ``secondary`` is an up-to-date SECOND of ``primary``; the seconds it
-    took."""
-    t0 = time.monotonic()
-    c.wait_states(M, {primary: State.PRIM, secondary: State.SECOND}, timeout)
-    while time.monotonic() < t0 + timeout:
-        st = c.state(secondary, M)
-        if st.up_to_date and st.resync is None:
-            return time.monotonic() - t0
-        time.sleep(0.2)
-    raise AssertionError(f"{secondary} not in sync: {c.state(secondary, M)}\n{c.diagnose(M)}")
 
 
 def start_writers(c: LabCluster, node: str) -> dict[str, WriterProc]:

@@ -14,13 +14,13 @@ import pytest
 
 from hamod.api.models import State
 from hamod.testing.cluster import LabCluster, ModuleSpec
+from hamod.testing.replication import wait_in_sync
 from tests.acceptance.test_replication import (
     DATA,
     UNDER,
     missing,
     mounts,
     verify_trees,
-    wait_in_sync,
     write,
 )
 

@@ -44,6 +44,7 @@ import pytest
 
 from hamod.api.models import State
 from hamod.testing.cluster import PYTHON, LabCluster, ModuleSpec
+from hamod.testing.replication import wait_in_sync
 from hamod.testing.writers import RECORD_SIZE, WriterProc, regions_of
 from tests.acceptance.test_replication_durability import (
     boot,
@@ -76,18 +77,6 @@ SPEC = ModuleSpec(
         }
     },
 )
-
-
-def wait_in_sync(c: LabCluster, primary: str, secondary: str, timeout: float = WAIT) -> float:
-    """Wait until ``secondary`` is an up-to-date SECOND of ``primary``; seconds taken."""
-    t0 = time.monotonic()
-    c.wait_states(M, {primary: State.PRIM, secondary: State.SECOND}, timeout)
-    while time.monotonic() < t0 + timeout:
-        st = c.state(secondary, M)
-        if st.up_to_date and st.resync is None:
-            return time.monotonic() - t0
-        time.sleep(0.1)
-    raise AssertionError(f"{secondary} not in sync: {c.state(secondary, M)}\n{c.diagnose(M)}")
 
 
 def dp_io(c: LabCluster, node: str) -> dict[str, int]:
