@@ -34,6 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # ``python benchmarks/replication/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.failover.run import _csv  # the same comma-list option parser
 from benchmarks.replication import report, scenarios
 from benchmarks.replication.targets import (
     DATA,
@@ -78,17 +79,6 @@ SMOKE_TARGETS = ("baseline", "limit", "sync-per-write")
 
 Log = Callable[[str], None]
 Result = dict[str, Any]
-
-
-def _csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        bad = [t for t in items if t not in choices]
-        if bad or not items:
-            raise argparse.ArgumentTypeError(f"use a comma list of {', '.join(choices)}")
-        return items
-
-    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
