@@ -160,6 +160,14 @@ class CheckerStatus(_Response):
     result: CheckResult = CheckResult.UNKNOWN
     at: datetime | None = None
     reason: str = ""
+    #: What a failure does (restart, stopstart, stop, wait, swap, noaction).
+    action: str = ""
+    #: Runs in the current state with its toggles on (else its result is the last one).
+    active: bool = False
+    #: Off by ``hamod checker|errd off`` (module-wide or this checker).
+    enabled: bool = True
+    #: Consecutive failed probes so far (``fail_after`` triggers the action).
+    failures: NonNegativeInt = 0
 
 
 class Toggles(_Response):
@@ -188,6 +196,8 @@ class ModuleStatus(_Response):
     peer_state: State | None = None
     reason: str = ""
     checkers: list[CheckerStatus] = Field(default_factory=list)
+    #: ``hamod get -r``: ``<type>.<checker>`` → last health, and ``custom.<name>`` as set.
+    resources: dict[str, str] = Field(default_factory=dict)
     toggles: Toggles = Field(default_factory=Toggles)
 
     @computed_field  # type: ignore[prop-decorator]

@@ -14,6 +14,7 @@ from hamod.cli import (
     daemon_cmd,
     datapath_cmd,
     module_cmd,
+    resource_cmd,
     service_cmd,
     state_cmd,
     verify_cmd,
@@ -32,6 +33,7 @@ COMMANDS = (
     datapath_cmd,
     service_cmd,
     module_cmd,
+    resource_cmd,
     state_cmd,
     verify_cmd,
 )

@@ -40,8 +40,8 @@ HELP = {
     "stopstart": "full stop then start (fails over if primary)",
     "failover": "allow (on) or forbid (off) automatic takeover",
     "boot": "start at boot: on, off, auto (if it ran before)",
-    "checker": "checkers on/off",
-    "errd": "process checker on/off",
+    "checker": "checkers on/off (maintenance without failover; persisted)",
+    "errd": "process checkers on/off (persisted)",
 }
 
 
@@ -146,6 +146,10 @@ def register(sub: Any) -> None:
     for name, values in TOGGLES.items():
         p = sub.add_parser(name, help=HELP[name], description=HELP[name])
         p.add_argument("value", choices=values)
+        if name == "checker":
+            p.add_argument("-c", "--checker", metavar="NAME",
+                           help="only this checker (default: every checker but the process "
+                           "ones, which `errd` turns on and off)")  # fmt: skip
         add_target_arguments(p)
         p.set_defaults(func=_action, command_name=name)
 
@@ -157,7 +161,7 @@ def command_of(args: argparse.Namespace) -> Command:
 
 
 def _action(args: argparse.Namespace) -> int:
-    request = CommandRequest(command=command_of(args))
+    request = CommandRequest(command=command_of(args), checker=getattr(args, "checker", None))
 
     async def call(c: Client) -> CommandResult:
         return await c.command(args.module, request)

@@ -34,7 +34,12 @@ _RESET = "\033[0m"
 def register(sub: Any) -> None:
     p = sub.add_parser("state", help="module states (table, --json, -lq)")
     add_target_arguments(p, module_required=False)
-    p.add_argument("-v", "--verbose", action="store_true", help="more columns")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="more columns, and every checker with its last result",
+    )
     p.add_argument("--json", action="store_true", help="JSON (a list of module statuses)")
     p.add_argument(
         "-lq",
@@ -78,6 +83,11 @@ def _up_to_date(s: ModuleStatus) -> str:
     return f"resync {r.fraction:.0%} ({', '.join(what)})"
 
 
+def _widths(head: list[str], rows: list[list[str]]) -> list[int]:
+    return [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+            for i, h in enumerate(head)]  # fmt: skip
+
+
 def table(statuses: list[ModuleStatus], verbose: bool, tty: bool) -> str:
     """The operator's table."""
     head = ["NODE", "MODULE", "STATE", "UP-TO-DATE", "PEER", "REASON"]
@@ -91,8 +101,7 @@ def table(statuses: list[ModuleStatus], verbose: bool, tty: bool) -> str:
         if verbose:
             row[5:5] = [str(s.term), "on" if s.toggles.failover else "off", str(s.toggles.boot)]
         rows.append((row, s.colour, "TWO PRIMARIES" in s.reason or s.split_brain))
-    widths = [max(len(h), *(len(r[0][i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(head)]  # fmt: skip
+    widths = _widths(head, [r[0] for r in rows])
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     for row, colour, alarm in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
@@ -100,6 +109,22 @@ def table(statuses: list[ModuleStatus], verbose: bool, tty: bool) -> str:
         if alarm:
             cells[-1] = _paint(cells[-1], Colour.RED, tty)
         lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def checker_table(statuses: list[ModuleStatus]) -> str:
+    """``state -v``: every checker of every module, its last result, when, and why."""
+    head = ["NODE", "MODULE", "CHECKER", "TYPE", "RESULT", "AT", "ACTION", "RUNS", "REASON"]
+    rows = []
+    for s in statuses:
+        for c in s.checkers:
+            at = c.at.astimezone().strftime("%H:%M:%S") if c.at is not None else "-"
+            runs = "off" if not c.enabled else ("yes" if c.active else "no")
+            result = c.result.value + (f" ({c.failures}x)" if c.failures else "")
+            rows.append([s.node, s.module, c.name, c.type, result, at, c.action, runs, c.reason])
+    widths = _widths(head, rows)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
 
 
@@ -137,6 +162,9 @@ def _state(args: argparse.Namespace) -> int:
     statuses = [s for r in results for s in (r.value or [])]
     if statuses:
         print(table(statuses, args.verbose, sys.stdout.isatty()))
+        if args.verbose and any(s.checkers for s in statuses):
+            print()
+            print(checker_table(statuses))
     return report_errors(results)
 
 

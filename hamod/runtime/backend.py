@@ -5,7 +5,8 @@ Status comes from each module's core state and view; a command becomes the core'
 refusal is a :class:`~hamod.errors.StateError` carrying the core's reason (``start`` on
 a started module and ``stop`` on a stopped one are answered ``accepted: false``
 instead, so scripts and playbooks can repeat them). ``boot on|off|auto`` is the
-runtime's own toggle (persisted); ``set_resource`` arrives with the checkers.
+runtime's own toggle (persisted), as is ``checker on|off`` with a checker name;
+``set_resource`` sets a ``custom.<name>`` resource; ``state`` lists every checker.
 ``manifest`` and ``verify`` work on modules with replicated directories (their data
 path is a :class:`~hamod.runtime.dpclient.ProcessDataPath`).
 """
@@ -15,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from hamod import PROTOCOL_VERSION, __version__
 from hamod.api.backend import unknown_module
 from hamod.api.models import (
     BootMode,
+    CheckerStatus,
+    CheckResult,
     Command,
     CommandRequest,
     CommandResult,
@@ -41,6 +44,7 @@ from hamod.core.model import ModuleState
 from hamod.core.model import Phase as CorePhase
 from hamod.core.model import State as CoreState
 from hamod.errors import HamodError, StateError, UsageError
+from hamod.runtime.checks import ModuleChecks
 from hamod.runtime.dpclient import ProcessDataPath
 from hamod.runtime.logs import ModuleLog
 from hamod.runtime.module import ModuleActor
@@ -101,6 +105,16 @@ class Runner(Protocol):
         """Returns once the peer was heard or declared lost (after the daemon's start)."""
         ...
 
+    checks: ModuleChecks | None
+
+    def checkers_off(self) -> frozenset[str]:
+        """Checkers turned off by name."""
+        ...
+
+    def set_checker(self, name: str, on: bool) -> None:
+        """Turn one checker on or off (persisted)."""
+        ...
+
 
 def status_of(node: str, r: Runner) -> ModuleStatus:
     """The API status of one module."""
@@ -123,10 +137,28 @@ def status_of(node: str, r: Runner) -> ModuleStatus:
         peer=a.view.params.peer or None,
         peer_state=State(peer.state.value) if peer is not None else None,
         reason=reason,
+        checkers=_checkers(r),
+        resources=r.checks.resource_values() if r.checks is not None else {},
         toggles=Toggles(
             failover=s.failover, checkers=s.checkers, errd=s.errd, boot=BootMode(r.boot)
         ),
     )
+
+
+def _checkers(r: Runner) -> list[CheckerStatus]:
+    """Every checker with its last probe (``hamod state -v``)."""
+    if r.checks is None:
+        return []
+    s, off, out = r.actor.state, r.checkers_off(), []
+    for cfg, last in r.checks.results():
+        on = (s.errd if cfg.type == "process" else s.checkers) and cfg.name not in off
+        out.append(CheckerStatus(
+            name=cfg.name, type=cfg.type, result=CheckResult(last.health.value),
+            at=datetime.fromtimestamp(last.at, UTC) if last.at is not None else None,
+            reason=last.reason, action=cfg.action, active=r.checks.should_run(cfg),
+            enabled=on, failures=last.failures,
+        ))  # fmt: skip
+    return out
 
 
 def _resync(s: ModuleState, a: ModuleActor) -> ResyncProgress | None:
@@ -194,6 +226,13 @@ class DaemonBackend:
                 state_after=State(r.actor.state.state.value),
             )
 
+        if cmd in (Command.CHECKER_ON, Command.CHECKER_OFF) and request.checker:
+            on_ = cmd is Command.CHECKER_ON
+            r.set_checker(request.checker, on_)
+            r.mlog.info(f"checker {request.checker} {'on' if on_ else 'off'} (admin)")
+            return result(True, f"checker {request.checker} {'on' if on_ else 'off'}")
+        if cmd is Command.SET_RESOURCE:
+            return result(True, self._set_resource(r, request))
         if cmd in _BOOT:
             r.set_boot(_BOOT[cmd])
             r.mlog.info(f"boot {_BOOT[cmd]} (admin)")
@@ -215,6 +254,24 @@ class DaemonBackend:
         if decision.refused:
             raise StateError(f"{name}: {decision.reason}")
         return result(bool(decision.rows), decision.reason)
+
+    @staticmethod
+    def _set_resource(r: Runner, request: CommandRequest) -> str:
+        """``hamod set -r custom.NAME -v up|down``: what a custom checker without a
+        program reads. Checkers' own resources (``<type>.<name>``) are read-only."""
+        name, value = str(request.resource), str(request.value)
+        if r.checks is None:
+            raise UsageError(f"resource: module {r.actor.name} has no checkers")
+        if not name.startswith("custom."):
+            raise UsageError(
+                f"resource: {name!r} is not settable: only custom.<name> "
+                f"resources are (a custom checker without program reads them)"
+            )
+        if value not in ("up", "down"):
+            raise UsageError(f"value: {value!r} for {name}: expected up or down")
+        r.checks.resources.set(name, value)
+        r.mlog.info(f"resource {name} set to {value} (admin)")
+        return f"{name} = {value}"
 
     async def module_config(self, name: str) -> ModuleConfigDump:
         r = self._get(name)

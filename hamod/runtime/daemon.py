@@ -43,6 +43,7 @@ from hamod.adapters.icmp import any_reachable
 from hamod.adapters.pki import read_cluster_key
 from hamod.api.app import create_app
 from hamod.api.serve import ApiServer, TlsFiles, start_tls, start_unix
+from hamod.checkers.resources import ResourceStore
 from hamod.config import ModuleConfig
 from hamod.core import events as ev
 from hamod.core.model import ModuleState, View, announcement, initial, restore
@@ -53,6 +54,7 @@ from hamod.replication.dpconfig import dp_config
 from hamod.runtime import peerconfig
 from hamod.runtime.announce import from_wire, to_wire
 from hamod.runtime.backend import DaemonBackend
+from hamod.runtime.checks import ApiAccess, ModuleChecks, resolve_vip_interface
 from hamod.runtime.datapath import NullDataPath
 from hamod.runtime.dpclient import ProcessDataPath
 from hamod.runtime.logs import ModuleLog
@@ -92,6 +94,8 @@ class Daemon:
         self.clock = SystemClock()
         self.use_watchdog = watchdog
         self.vip_factory: VipFactory = vips or (lambda m: RealVips(m))
+        #: The interface of a VIP with ``interface: auto`` (for its automatic checker).
+        self.resolve_interface: Callable[[str], str | None] = resolve_vip_interface
         self.api_tls = api_tls
         self.runners: dict[str, ModuleRunner] = {}
         self.transport: HeartbeatTransport | None = None
@@ -139,7 +143,13 @@ class Daemon:
             live = Liveness(peers or {"-": ["-"]}, params.timeout, self.clock.now())
             toggles = FileToggles(self.paths.toggles_file(mod.module))
             self._actor_slots.get(mod.module, []).append(actor)
-            self.runners[mod.module] = ModuleRunner(mod, actor, mlog, live, toggles, cluster)
+            runner = ModuleRunner(mod, actor, mlog, live, toggles, cluster)
+            runner.checks = ModuleChecks(
+                mod, actor, mlog, ResourceStore(self.paths.resources_dir(mod.module)),
+                ApiAccess(self.paths.api_socket, cluster), disabled=runner.checkers_off,
+                resolve=self.resolve_interface,
+            )  # fmt: skip
+            self.runners[mod.module] = runner
 
     def _datapath(self, mod: ModuleConfig) -> Callable[[Callable[[ev.Event], None]], DataPath]:
         """The module's data path: the data-path process when it replicates directories."""
@@ -340,6 +350,8 @@ class Daemon:
         for r in self.runners.values():
             self._start_module(r)
             self._spawn(self._pulse(r))
+            if r.checks is not None:
+                r.checks.start()
         cluster = self.loaded.cluster
         if cluster.witness is not None and cluster.witness.ping and self.runners:
             pulses = min(r.actor.view.params.pulse for r in self.runners.values())
@@ -381,6 +393,8 @@ class Daemon:
                 await t
         self._tasks.clear()
         for r in self.runners.values():
+            if r.checks is not None:
+                await r.checks.stop()
             await r.actor.stop()
         if self.transport is not None:
             await self.transport.stop()

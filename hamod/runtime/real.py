@@ -206,12 +206,14 @@ class FileStore:
 
 
 class TogglesDoc(BaseModel):
-    """Runtime toggles kept across restarts: ``boot`` as set by ``hamod boot``, and
-    whether the module was started (for ``boot: auto``)."""
+    """Runtime toggles kept across restarts: ``boot`` as set by ``hamod boot``, whether
+    the module was started (for ``boot: auto``), and the checkers turned off by name."""
 
     model_config = ConfigDict(frozen=True)
     boot: Literal["on", "off", "auto"] | None = None
     started: bool = False
+    #: Checkers turned off one by one (``hamod checker off -c NAME``).
+    checkers_off: tuple[str, ...] = ()
 
 
 class FileToggles:

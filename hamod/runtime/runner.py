@@ -16,11 +16,12 @@ from hamod.adapters.heartbeat_liveness import Liveness
 from hamod.config import ClusterConfig, ModuleConfig, config_hash
 from hamod.core.model import View
 from hamod.core.resume import Resumed
-from hamod.errors import HamodError, StateError
+from hamod.errors import HamodError, StateError, UsageError
+from hamod.runtime.checks import ModuleChecks
 from hamod.runtime.logs import ModuleLog
 from hamod.runtime.module import ModuleActor
 from hamod.runtime.peerconfig import canonical_config
-from hamod.runtime.real import FileToggles, TogglesDoc
+from hamod.runtime.real import FileToggles
 
 #: How long a start command waits for the peer to be heard or lost (the CLI waits 10s).
 PEER_WAIT = 8.0
@@ -52,6 +53,8 @@ class ModuleRunner:
         self.liveness = liveness
         self.toggles = toggles
         self.doc = toggles.load()
+        #: The module's checkers (set by the daemon once built).
+        self.checks: ModuleChecks | None = None
         self.peer_hash = ""
         #: What differs from the peer's configuration (its hash ``config_diff[0]``), as
         #: found by fetching it: shown by ``state`` while the peer is refused.
@@ -70,7 +73,22 @@ class ModuleRunner:
         return self.doc.boot or "auto"
 
     def set_boot(self, value: str) -> None:
-        self.doc = TogglesDoc.model_validate({"boot": value, "started": self.doc.started})
+        self.doc = self.doc.model_copy(update={"boot": value})
+        self.toggles.save(self.doc)
+
+    def checkers_off(self) -> frozenset[str]:
+        """Checkers turned off by name (``hamod checker off -c NAME``)."""
+        return frozenset(self.doc.checkers_off)
+
+    def set_checker(self, name: str, on: bool) -> None:
+        """Turn one checker on or off (persisted); the module-wide toggle is the core's."""
+        if self.checks is None or name not in self.checks.names:
+            known = ", ".join(self.checks.names) if self.checks is not None else ""
+            raise UsageError(f"checker: no checker {name!r} in module {self.actor.name} "
+                             f"(checkers: {known or 'none'})")  # fmt: skip
+        off = set(self.doc.checkers_off)
+        off = off - {name} if on else off | {name}
+        self.doc = self.doc.model_copy(update={"checkers_off": tuple(sorted(off))})
         self.toggles.save(self.doc)
 
     async def peer_decided(self) -> None:
@@ -107,7 +125,7 @@ class ModuleRunner:
     def _stepped(self, d: object) -> None:
         started = self.actor.state.state.value != "STOP"
         if started != self.doc.started:
-            self.doc = TogglesDoc(boot=self.doc.boot, started=started)
+            self.doc = self.doc.model_copy(update={"started": started})
             with contextlib.suppress(HamodError, OSError):
                 self.toggles.save(self.doc)
 

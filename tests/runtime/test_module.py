@@ -61,8 +61,12 @@ async def test_refused_command_is_a_state_error_with_the_core_reason(tmp_path: P
 
     class Runner:
         actor, mlog, boot = r.actor, r.actor.log, "auto"
+        checks = None
 
         def set_boot(self, value: str) -> None: ...
+
+        def checkers_off(self) -> frozenset[str]:
+            return frozenset()
 
         def notes(self) -> list[str]:
             return []
