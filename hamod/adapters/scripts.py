@@ -114,6 +114,7 @@ class ScriptResult:
     log_path: Path | None  # None when missing
     run_id: str
     detail: str  # a short human reason
+    session: int | None = None  # the run's session id (the script's pid) once started
 
     @property
     def succeeded(self) -> bool:
@@ -238,13 +239,14 @@ class ScriptRunner:
         run_id = secrets.token_hex(4)
         path = self.bin_dir / script
         started = time.monotonic()
+        session: int | None = None
 
         def result(outcome: Outcome, code: int | None, log: Path | None, why: str) -> ScriptResult:
             took = time.monotonic() - started
             if log is not None:
                 self._write(log, f"# hamod: {outcome}: {why} ({took:.3f}s)\n")
                 self._rotate(script)
-            return ScriptResult(script, outcome, code, took, log, run_id, why)
+            return ScriptResult(script, outcome, code, took, log, run_id, why, session)
 
         if nice_timeout <= 0 or force_timeout < 0:
             raise AdapterError(
@@ -282,6 +284,7 @@ class ScriptRunner:
             if exc.errno == 8:  # ENOEXEC
                 why += " (no #! line? scripts are not run through a shell)"
             return result(Outcome.FAILED, None, log_path, why)
+        session = proc.pid
         try:
             code = await asyncio.wait_for(proc.wait(), nice_timeout)
         except TimeoutError:

@@ -2,7 +2,8 @@
 
 - processes: psutil, by exact name (``comm``) or a regular expression searched in the
   command line (the name when the command line is empty), counted against
-  ``atleast``/``atmax``; zombies do not count;
+  ``atleast``/``atmax``; zombies do not count; or the processes a start script's last
+  run left running (its session and run marker), optionally filtered the same way;
 - interfaces: link state read from ``/sys/class/net/IF`` (admin up, carrier, operstate)
   of the network namespace sysfs was mounted in.
 """
@@ -15,10 +16,18 @@ from typing import Final
 
 import psutil
 
+from hamod.adapters.scripts import run_processes
 from hamod.checkers.result import Probe
 from hamod.config.checkers import ProcessChecker
 
-__all__ = ["SYS_NET", "count_processes", "interface_probe", "process_probe"]
+__all__ = [
+    "SYS_NET",
+    "count_processes",
+    "count_run_processes",
+    "interface_probe",
+    "process_probe",
+    "run_process_probe",
+]
 
 SYS_NET: Final = Path("/sys/class/net")
 _IFF_UP: Final = 0x1
@@ -43,10 +52,42 @@ def count_processes(name: str | None, regex: str | None) -> int:
     return count
 
 
+def _matches(proc: psutil.Process, name: str | None, pattern: re.Pattern[str] | None) -> bool:
+    pname = proc.name()
+    if pattern is None:
+        return name is None or pname == name
+    cmdline = proc.cmdline()
+    return pattern.search(" ".join(cmdline) if cmdline else pname) is not None
+
+
+def count_run_processes(run_id: str, session: int, name: str | None, regex: str | None) -> int:
+    """How many live processes a script run left (its session, or its ``HAMOD_RUN_ID``
+    marker), matching ``name``/``regex`` when given."""
+    pattern = re.compile(regex) if regex is not None else None
+    count = 0
+    for proc in run_processes(run_id, session):
+        try:
+            count += _matches(proc, name, pattern)
+        except (psutil.Error, OSError):
+            continue
+    return count
+
+
+def run_process_probe(cfg: ProcessChecker, run_id: str, session: int) -> Probe:
+    """:func:`process_probe` over the processes a script run left running."""
+    what = f"{cfg.script}'s processes"
+    if cfg.process is not None or cfg.regex is not None:
+        what += f" ({cfg.process or '/' + str(cfg.regex) + '/'})"
+    return _bounds(cfg, what, count_run_processes(run_id, session, cfg.process, cfg.regex))
+
+
 def process_probe(cfg: ProcessChecker) -> Probe:
     """Up when between ``atleast`` and ``atmax`` matching processes run."""
     what = f"process {cfg.process}" if cfg.process is not None else f"processes /{cfg.regex}/"
-    n = count_processes(cfg.process, cfg.regex)
+    return _bounds(cfg, what, count_processes(cfg.process, cfg.regex))
+
+
+def _bounds(cfg: ProcessChecker, what: str, n: int) -> Probe:
     if n < cfg.atleast:
         return Probe.down(f"{what}: {n} running, at least {cfg.atleast} required")
     if cfg.atmax is not None and n > cfg.atmax:

@@ -26,7 +26,7 @@ import httpx
 
 from hamod.adapters.icmp import any_reachable
 from hamod.api.models import Phase
-from hamod.checkers.local import interface_probe, process_probe
+from hamod.checkers.local import interface_probe, process_probe, run_process_probe
 from hamod.checkers.resources import ResourceStore
 from hamod.checkers.result import Probe
 from hamod.cli.client import Client
@@ -77,6 +77,9 @@ class ProbeContext:
     resources: ResourceStore | None = None
     client: Callable[[str | None], Client] = _no_client
     env: Mapping[str, str] | None = field(default=None)
+    #: The last successful run of a start script (run marker, session), for process
+    #: checkers with ``script``; None: never ran here.
+    runs: Callable[[str], tuple[str, int] | None] | None = None
 
 
 def _short(text: str) -> str:
@@ -104,6 +107,8 @@ async def probe(cfg: Checker, ctx: ProbeContext | None = None) -> Probe:
 async def _dispatch(cfg: Checker, ctx: ProbeContext) -> Probe:
     match cfg:
         case ProcessChecker():
+            if cfg.script is not None:
+                return await script_process_probe(cfg, ctx)
             return await asyncio.to_thread(process_probe, cfg)
         case TcpChecker():
             return await tcp_probe(cfg)
@@ -119,6 +124,17 @@ async def _dispatch(cfg: Checker, ctx: ProbeContext) -> Probe:
             return await custom_probe(cfg, ctx)
         case ModuleChecker():
             return await module_probe(cfg, ctx)
+
+
+async def script_process_probe(cfg: ProcessChecker, ctx: ProbeContext) -> Probe:
+    """Up when between ``atleast`` and ``atmax`` processes that the last successful run
+    of ``cfg.script`` left running (matching ``process``/``regex`` if given) are alive."""
+    script = str(cfg.script)
+    run = ctx.runs(script) if ctx.runs is not None else None
+    if run is None:
+        return Probe.unknown(f"{script} has not run on this node yet")
+    run_id, session = run
+    return await asyncio.to_thread(run_process_probe, cfg, run_id, session)
 
 
 async def _bounded(what: Awaitable[Probe], seconds: float, late: str) -> Probe:

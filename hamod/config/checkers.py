@@ -125,6 +125,14 @@ class ProcessChecker(_Base):
         description="Instead of `process`: a regular expression searched in the full "
         "command line (`ps -o args`).",
     )
+    script: Literal["start_prim", "start_second", "start_both"] | None = Field(
+        default=None,
+        description="Watch what this script's last successful run left running on this "
+        "node (the application it started): the processes of its session, and those "
+        "carrying its run marker (`HAMOD_RUN_ID`, which catches double-forked daemons). "
+        "With `process` or `regex`, only those processes count. Unknown until the script "
+        "has run here.",
+    )
     atleast: StrictInt = Field(
         default=1, ge=0, description="Fail when fewer matching processes run."
     )
@@ -135,8 +143,10 @@ class ProcessChecker(_Base):
 
     @model_validator(mode="after")
     def _one_matcher(self) -> ProcessChecker:
-        if (self.process is None) == (self.regex is None):
-            raise fail("give exactly one of 'process' (a name) or 'regex'")
+        if self.process is not None and self.regex is not None:
+            raise fail("give one of 'process' (a name) or 'regex', not both")
+        if self.process is None and self.regex is None and self.script is None:
+            raise fail("give 'process' (a name), 'regex' or 'script' (start_prim...)")
         if self.atmax is not None and self.atmax < self.atleast:
             raise fail(f"atmax ({self.atmax}) is less than atleast ({self.atleast})")
         return self

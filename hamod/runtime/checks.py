@@ -153,6 +153,7 @@ class ModuleChecks:
         disabled: Callable[[], frozenset[str]] = frozenset,
         resolve: Callable[[str], str | None] = resolve_vip_interface,
         vip_adapter: Callable[[], object] | None = None,
+        runs: Callable[[str], tuple[str, int] | None] | None = None,
     ) -> None:
         self.actor = actor
         self.mlog = mlog
@@ -164,6 +165,7 @@ class ModuleChecks:
             vip=vip_adapter or _vip_manager,  # type: ignore[arg-type]
             resources=resources,
             client=api.client,
+            runs=runs,
         )
         self.runner = CheckerRunner(self.checkers, self._sink, should_run=self.should_run, ctx=ctx)
 

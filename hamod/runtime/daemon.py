@@ -70,6 +70,7 @@ from hamod.runtime.real import (
     RealVips,
     RealWatchdog,
     RealWitness,
+    ScriptRuns,
     SystemClock,
 )
 from hamod.runtime.runner import ModuleRunner, net_up, set_view
@@ -120,7 +121,8 @@ class Daemon:
             params = params_for(mod, cluster, me)
             nets = frozenset(heartbeat_networks(mod, cluster))
             view = View(params, None, True, frozenset(), nets)
-            scripts = RealScripts(self.paths, mod)
+            runs = ScriptRuns(self.paths.script_runs_file(mod.module))
+            scripts = RealScripts(self.paths, mod, runs)
             witness = None
             if self.witness is not None:
                 timeout = min(params.lease / 2, max(2 * params.pulse, 1.0))
@@ -147,7 +149,7 @@ class Daemon:
             runner.checks = ModuleChecks(
                 mod, actor, mlog, ResourceStore(self.paths.resources_dir(mod.module)),
                 ApiAccess(self.paths.api_socket, cluster), disabled=runner.checkers_off,
-                resolve=self.resolve_interface,
+                resolve=self.resolve_interface, runs=runs.last,
             )  # fmt: skip
             self.runners[mod.module] = runner
 

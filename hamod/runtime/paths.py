@@ -60,6 +60,10 @@ class Paths:
     def toggles_file(self, module: str) -> Path:
         return self.var / module / "toggles.json"
 
+    def script_runs_file(self, module: str) -> Path:
+        """The last successful run of each start script (``process`` checkers)."""
+        return self.var / module / "script-runs.json"
+
     def resources_dir(self, module: str) -> Path:
         """Resources set by ``hamod set -r`` (one file each)."""
         return self.var / module / "resources"

@@ -60,10 +60,58 @@ def script_environment(paths: Paths, module: str) -> ScriptEnvironment:
     )
 
 
-class RealScripts:
-    """Runs the module's scripts with the configured stop timeouts."""
+class ScriptRun(BaseModel):
+    """A successful run of a start script: its marker and session (what it left running
+    is the application a ``process`` checker with ``script`` watches)."""
 
-    def __init__(self, paths: Paths, module: ModuleConfig) -> None:
+    model_config = ConfigDict(frozen=True)
+    run_id: str
+    session: int
+
+
+class ScriptRunsDoc(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    runs: dict[str, ScriptRun] = {}
+
+
+class ScriptRuns:
+    """The last successful run of each start script, kept across daemon restarts (the
+    application it started outlives the daemon)."""
+
+    WATCHED = frozenset({"start_prim", "start_second", "start_both"})
+
+    def __init__(self, path: Path) -> None:
+        self.store = DurableStore(path, ScriptRunsDoc, 1, notify=log.warning)
+        self._doc: ScriptRunsDoc | None = None
+
+    def _load(self) -> ScriptRunsDoc:
+        if self._doc is None:
+            try:
+                self._doc = self.store.load() or ScriptRunsDoc()
+            except Exception as exc:  # unreadable: as if never run (the checker says so)
+                log.warning("script runs %s: %s", self.store.path, exc)
+                self._doc = ScriptRunsDoc()
+        return self._doc
+
+    def last(self, script: str) -> tuple[str, int] | None:
+        run = self._load().runs.get(script)
+        return (run.run_id, run.session) if run is not None else None
+
+    def record(self, script: str, run_id: str, session: int) -> None:
+        runs = {**self._load().runs, script: ScriptRun(run_id=run_id, session=session)}
+        self._doc = ScriptRunsDoc(runs=runs)
+        try:
+            self.store.save(self._doc)
+        except Exception as exc:
+            log.warning("script runs %s: not saved: %s", self.store.path, exc)
+
+
+class RealScripts:
+    """Runs the module's scripts with the configured stop timeouts; remembers the last
+    successful run of each start script in ``runs``."""
+
+    def __init__(self, paths: Paths, module: ModuleConfig, runs: ScriptRuns | None = None) -> None:
+        self.runs = runs
         name = module.module
         bin_dir = Path(str(module.scripts.resolved_directory(name)))
         if module.scripts.directory is None:
@@ -83,6 +131,13 @@ class RealScripts:
             force_timeout=self.force,
             force=force,
         )
+        if (
+            self.runs is not None
+            and res.outcome == "ok"
+            and res.session is not None
+            and script in ScriptRuns.WATCHED
+        ):
+            self.runs.record(script, res.run_id, res.session)
         return ScriptOutcome(
             res.succeeded, res.outcome == "timeout", f"{res.outcome}: {res.detail}"
         )

@@ -641,7 +641,13 @@ CASES = [
         "process-both-matchers",
         "module",
         M + "checkers: [{name: a, type: process, process: x, regex: y}]\n",
-        ["checkers[0]: give exactly one of 'process' (a name) or 'regex'"],
+        ["checkers[0]: give one of 'process' (a name) or 'regex', not both"],
+    ),
+    Case(
+        "process-no-matcher",
+        "module",
+        M + "checkers: [{name: a, type: process}]\n",
+        ["checkers[0]: give 'process' (a name), 'regex' or 'script' (start_prim...)"],
     ),
     Case(
         "process-atmax-lt-atleast",
