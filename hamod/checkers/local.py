@@ -4,14 +4,16 @@
   command line (the name when the command line is empty), counted against
   ``atleast``/``atmax``; zombies do not count; or the processes a start script's last
   run left running (its session and run marker), optionally filtered the same way;
-- interfaces: link state read from ``/sys/class/net/IF`` (admin up, carrier, operstate)
-  of the network namespace sysfs was mounted in.
+- interfaces: link state by netlink (admin up, carrier, operstate) in the daemon's own
+  network namespace (``/sys/class/net`` would show the namespace sysfs was mounted in).
 """
 
 from __future__ import annotations
 
+import errno
 import re
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 import psutil
@@ -21,15 +23,15 @@ from hamod.checkers.result import Probe
 from hamod.config.checkers import ProcessChecker
 
 __all__ = [
-    "SYS_NET",
+    "LinkState",
     "count_processes",
     "count_run_processes",
     "interface_probe",
+    "netlink_state",
     "process_probe",
     "run_process_probe",
 ]
 
-SYS_NET: Final = Path("/sys/class/net")
 _IFF_UP: Final = 0x1
 _DOWN_OPERSTATES: Final = frozenset({"down", "lowerlayerdown", "notpresent"})
 
@@ -95,25 +97,48 @@ def _bounds(cfg: ProcessChecker, what: str, n: int) -> Probe:
     return Probe.up(f"{what}: {n} running")
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="ascii").strip()
-    except OSError:  # carrier of an admin-down interface reads EINVAL
-        return None
+@dataclass(frozen=True)
+class LinkState:
+    """What the interface probe reads of a link."""
+
+    admin_up: bool
+    carrier: bool
+    operstate: str
 
 
-def interface_probe(interface: str, root: Path = SYS_NET) -> Probe:
+def netlink_state(interface: str) -> LinkState | None:
+    """The link ``interface`` of this thread's network namespace, by netlink (None: no
+    such interface)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        try:
+            links = ipr.get_links(ifname=interface)
+        except Exception as exc:  # pyroute2 raises NetlinkError(19) for a missing name
+            if getattr(exc, "code", None) == errno.ENODEV:
+                return None
+            raise
+        if not links:
+            return None
+        link = links[0]
+        return LinkState(
+            admin_up=bool(link["flags"] & _IFF_UP),
+            carrier=link.get_attr("IFLA_CARRIER") == 1,
+            operstate=str(link.get_attr("IFLA_OPERSTATE") or "unknown").lower(),
+        )
+
+
+def interface_probe(
+    interface: str, read: Callable[[str], LinkState | None] = netlink_state
+) -> Probe:
     """Up when ``interface`` exists, is administratively up and has carrier."""
-    base = root / interface
-    if not base.exists():
+    st = read(interface)
+    if st is None:
         return Probe.down(f"interface {interface}: no such interface")
-    flags = _read(base / "flags")
-    if flags is not None and not int(flags, 16) & _IFF_UP:
+    if not st.admin_up:
         return Probe.down(f"interface {interface}: administratively down")
-    operstate = _read(base / "operstate") or "unknown"
-    carrier = _read(base / "carrier")
-    if carrier != "1":
-        return Probe.down(f"interface {interface}: no carrier (operstate {operstate})")
-    if operstate in _DOWN_OPERSTATES:
-        return Probe.down(f"interface {interface}: operstate {operstate}")
-    return Probe.up(f"interface {interface}: carrier, operstate {operstate}")
+    if not st.carrier:
+        return Probe.down(f"interface {interface}: no carrier (operstate {st.operstate})")
+    if st.operstate in _DOWN_OPERSTATES:
+        return Probe.down(f"interface {interface}: operstate {st.operstate}")
+    return Probe.up(f"interface {interface}: carrier, operstate {st.operstate}")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from hamod.adapters.icmp import open_icmp_socket
-from hamod.checkers.local import interface_probe
+from hamod.checkers.local import LinkState, interface_probe
 from hamod.checkers.probes import GRACE, ProbeContext, probe
 from hamod.checkers.resources import ResourceStore
 from hamod.cli.client import Client
@@ -146,20 +146,49 @@ def test_interface_lo_up_missing_down() -> None:
     assert run(probe(checker("interface", interface="nosuch0"))).health is Health.DOWN
 
 
-def test_interface_states_from_sysfs(tmp_path: Path) -> None:
-    def iface(name: str, flags: str, carrier: str | None, oper: str) -> None:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "flags").write_text(flags)
-        (tmp_path / name / "operstate").write_text(oper)
-        if carrier is not None:
-            (tmp_path / name / "carrier").write_text(carrier)
+@pytest.fixture
+def veth() -> Iterator[tuple[str, str]]:
+    """A real veth pair in this namespace (removed afterwards)."""
+    a, b = "hmdck0", "hmdck1"
+    subprocess.run(["ip", "link", "del", a], capture_output=True, check=False)
+    subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+    try:
+        yield a, b
+    finally:
+        subprocess.run(["ip", "link", "del", a], capture_output=True, check=False)
 
-    iface("up0", "0x1003", "1", "up")
-    iface("nocarrier0", "0x1003", "0", "down")
-    iface("admin0", "0x1002", None, "down")
-    assert interface_probe("up0", tmp_path).health is Health.UP
-    assert "no carrier" in interface_probe("nocarrier0", tmp_path).detail
-    assert "administratively down" in interface_probe("admin0", tmp_path).detail
+
+def test_interface_states_by_netlink(veth: tuple[str, str]) -> None:
+    a, b = veth
+
+    def link(name: str, state: str) -> None:
+        subprocess.run(["ip", "link", "set", name, state], check=True)
+        time.sleep(0.05)
+
+    assert "administratively down" in interface_probe(a).detail
+    link(a, "up")  # its peer is down: no carrier
+    down = interface_probe(a)
+    assert down.health is Health.DOWN and "no carrier" in down.detail, down.detail
+    link(b, "up")
+    for _ in range(40):  # carrier comes up asynchronously
+        up = interface_probe(a)
+        if up.health is Health.UP:
+            break
+        time.sleep(0.05)
+    assert up.health is Health.UP and "operstate up" in up.detail, up.detail
+    link(b, "down")  # the cable pulled at the other end
+    assert "no carrier" in interface_probe(a).detail
+
+
+def test_interface_states_from_a_reader() -> None:
+    def read(name: str) -> LinkState | None:
+        return {"x0": LinkState(True, True, "dormant"), "y0": LinkState(True, True, "down")}.get(
+            name
+        )
+
+    assert interface_probe("x0", read).health is Health.UP
+    assert "operstate down" in interface_probe("y0", read).detail
+    assert "no such interface" in interface_probe("z0", read).detail
 
 
 # -- vip ----------------------------------------------------------------------------
