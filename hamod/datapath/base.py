@@ -15,6 +15,7 @@ import mmap
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hamod.datapath.mutation import Mutation, Shipper
@@ -129,10 +130,13 @@ class LayerBase:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _ship(self, mutation: Mutation) -> None:
+    def _ship(self, mutation: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
         if mutation.path is not None and mutation.path in self._hidden:
             mutation = replace(mutation, path=None)  # unlinked: known by handle only
-        self.shipper.ship(mutation)
+        if meanwhile is None:
+            self.shipper.ship(mutation)
+        else:
+            self.shipper.ship(mutation, meanwhile)
 
     def _seen(self, ino: int, path: str) -> None:
         """Remember a name of a multiply-linked inode."""

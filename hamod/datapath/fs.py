@@ -261,12 +261,14 @@ class MirrorFS(NameOps):
 
     def fsync(self, path: str | None, datasync: int, fi: Any) -> None:
         fh = int(fi.fh)
-        if datasync:
-            os.fdatasync(fh)
-        else:
-            os.fsync(fh)
-        if not self.read_only:
-            self._ship(Mutation(Op.FSYNC, path, handle=fh, flags=1 if datasync else 0))
+        sync = os.fdatasync if datasync else os.fsync
+        if self.read_only:
+            sync(fh)
+            return
+        # the frame goes first: the peer's flush overlaps ours (the shipper runs ours
+        # exactly once, while it waits for the peer's acknowledgement)
+        self._ship(Mutation(Op.FSYNC, path, handle=fh, flags=1 if datasync else 0),
+                   lambda: sync(fh))  # fmt: skip
 
     def fsyncdir(self, path: str | None, datasync: int, fh: int) -> None:
         os.fsync(fh)

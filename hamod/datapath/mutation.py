@@ -16,6 +16,7 @@ handle alone (it may still have another hard link).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -120,7 +121,10 @@ class Shipper(Protocol):
 
     wants_data: bool
 
-    def ship(self, mutation: Mutation) -> None: ...
+    def ship(self, mutation: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
+        """``meanwhile``, when given, is the local part of the operation (an fsync's own
+        flush): the shipper runs it exactly once, while the peer works if it can."""
+        ...
 
 
 class LocalOnly:
@@ -128,5 +132,6 @@ class LocalOnly:
 
     wants_data = False
 
-    def ship(self, mutation: Mutation) -> None:
-        return None
+    def ship(self, mutation: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
+        if meanwhile is not None:
+            meanwhile()

@@ -7,6 +7,7 @@ and runtime tests can use it without patching.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from hamod.datapath.mutation import Mutation, Op
 
@@ -20,7 +21,9 @@ class Recording:
         self._lock = threading.Lock()
         self._items: list[Mutation] = []
 
-    def ship(self, mutation: Mutation) -> None:
+    def ship(self, mutation: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
+        if meanwhile is not None:
+            meanwhile()
         with self._lock:
             self._items.append(mutation)
 

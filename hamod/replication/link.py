@@ -144,10 +144,13 @@ class PeerLink:
 
     # --- shipping -------------------------------------------------------------------
 
-    def ship(self, mutation: Mutation) -> None:
-        """Send ``mutation`` and wait for its mode's acknowledgement; LinkLost otherwise."""
+    def ship(self, mutation: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
+        """Send ``mutation`` and wait for its mode's acknowledgement; LinkLost otherwise.
+        ``meanwhile`` runs once the frame is sent and before waiting (outside the lock),
+        so that the primary's own fsync overlaps the peer's; the link timeout counts from
+        its end."""
         level = wanted_level(self.mode, mutation)
-        self._send(lambda seq: MutationFrame(seq, level, mutation), level)
+        self._send(lambda seq: MutationFrame(seq, level, mutation), level, meanwhile=meanwhile)
 
     def post(self, mutation: Mutation) -> None:
         """Send ``mutation`` without waiting for any acknowledgement (a primary serving
@@ -168,7 +171,12 @@ class PeerLink:
         self._send(Flush, Level.DURABLE, wait=True)
 
     def _send(
-        self, make: Callable[[int], Frame], level: Level | None, *, wait: bool = False
+        self,
+        make: Callable[[int], Frame],
+        level: Level | None,
+        *,
+        wait: bool = False,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
         deadline = time.monotonic() + self.timeout
         with self._cv:
@@ -182,6 +190,10 @@ class PeerLink:
             self._conn.send(data)
             if level is None:
                 return
+        if meanwhile is not None:
+            meanwhile()
+            deadline = time.monotonic() + self.timeout
+        with self._cv:
             if self.mode is Mode.ASYNC and not wait:
                 done = self._cv.wait_for(
                     lambda: self._lost is not None or self._pending_bytes <= self.max_lag_bytes,

@@ -141,7 +141,22 @@ class Replicator:
     def shipper(self, index: int) -> DirShipper:
         return DirShipper(self, index)
 
-    def ship(self, index: int, m: Mutation) -> None:
+    def ship(self, index: int, m: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
+        """Ship ``m`` per the role (module docstring). ``meanwhile`` (the local fsync of
+        an fsync) runs exactly once: while the peer acknowledges when the mutation waits
+        on the live link, else before returning."""
+        pending = [meanwhile] if meanwhile is not None else []
+
+        def local() -> None:
+            while pending:
+                pending.pop()()
+
+        try:
+            self._ship(index, m, local)
+        finally:
+            local()
+
+    def _ship(self, index: int, m: Mutation, meanwhile: Callable[[], None]) -> None:
         tagged = tag(index, m)
         deadline = time.monotonic() + 2 * self.timeout
         while True:
@@ -171,7 +186,7 @@ class Replicator:
                 if self.on_sync and _deferrable(m):
                     link.post(tagged)
                 else:
-                    link.ship(tagged)
+                    link.ship(tagged, meanwhile)
                 return
             except LinkLost as exc:
                 self.detach(link, str(exc))
@@ -195,5 +210,5 @@ class DirShipper:
         self._r = replicator
         self._index = index
 
-    def ship(self, mutation: Mutation) -> None:
-        self._r.ship(self._index, mutation)
+    def ship(self, mutation: Mutation, meanwhile: Callable[[], None] | None = None) -> None:
+        self._r.ship(self._index, mutation, meanwhile)

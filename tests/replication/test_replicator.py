@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -158,3 +159,35 @@ def test_on_sync_defers_plain_writes_to_the_next_fsync(pair: LinkFactory) -> Non
     applier.gate.set()
     t.join(3)
     assert done == [True]
+
+
+def test_the_local_fsync_overlaps_the_peers_and_runs_once(pair: LinkFactory) -> None:
+    """An fsync's frame is sent before the primary's own flush runs (``meanwhile``), so
+    both disks flush at once; the call returns once both are done; in every other role
+    the flush still runs, exactly once."""
+    applier = RecordingApplier()
+    _, link = pair(applier, mode=Mode.SYNC, timeout=3.0)
+    r = Replicator([], timeout=3.0, on_link_lost=lambda why: None)
+    r.set_role(Role.PRIMARY_MIRRORING)
+    r.attach(link)
+    r.go_live()
+    applier.gate.clear()  # the secondary holds the fsync
+    local: list[str] = []
+    done: list[bool] = []
+    fsync = Mutation(Op.FSYNC, "/f", handle=3)
+    t = threading.Thread(
+        target=lambda: (r.shipper(0).ship(fsync, lambda: local.append("flush")),
+                        done.append(True)),
+    )  # fmt: skip
+    t.start()
+    time.sleep(0.3)
+    assert local == ["flush"] and done == []  # ours ran while the peer still works
+    applier.gate.set()
+    t.join(3)
+    assert done == [True] and local == ["flush"]
+    assert [m.op for m, _ in applier.applied] == [Op.FSYNC]
+    for role in (Role.PRIMARY_ALONE, Role.OFF):
+        r.set_role(role)
+        with contextlib.suppress(OSError):
+            r.shipper(0).ship(fsync, lambda name=role.value: local.append(name))
+    assert local == ["flush", Role.PRIMARY_ALONE.value, Role.OFF.value]
