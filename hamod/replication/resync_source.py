@@ -10,8 +10,12 @@
    what the application changes meanwhile is tracked and copied by the rounds.
 3. **Rounds**: send a set as mutations (read now from the directory underneath), flush
    (durable on the target), ``clear_upto`` (forget what was copied, keep what was
-   rewritten meanwhile); then the next set is what changed since. A link cut loses
-   only the round in flight: the next attempt starts from what is left.
+   rewritten meanwhile); then the next set is what changed since. A long round is cut
+   short at **checkpoints** (every :data:`CHECKPOINT` bytes at least, between two files,
+   while the bytes sent are under the first set's): flush, record again in the tracker
+   the files it did not reach, ``clear_upto``; the next round goes on from there. A link
+   cut loses only what was sent since the last checkpoint: the next attempt starts from
+   what is left.
 4. **Last round**, behind one short barrier: new operations wait before their tracking
    hook, those in flight finish, the last (small) set is sent and flushed, the link
    goes live, the operations go on. Without the barrier a live operation could meet a
@@ -41,7 +45,7 @@ from hamod.replication.dpconfig import DpConfig
 from hamod.replication.link import PeerLink
 from hamod.replication.multidir import tag
 from hamod.replication.replicator import Replicator
-from hamod.replication.resync_stream import Touched
+from hamod.replication.resync_stream import ResyncStream, Touched, record_remaining
 from hamod.runtime.codec import decode
 from hamod.tracking.replay import resolve_names
 from hamod.tracking.tracker import ChangeTracker
@@ -54,6 +58,12 @@ SMALL = 4 << 20
 MAX_ROUNDS = 8
 WINDOW = 16 << 20
 """Bytes posted between two barriers (bounds the memory in flight)."""
+CHECKPOINT = 8 << 20
+"""Bytes a round sends at least before it may be cut short at a checkpoint."""
+CHECKPOINT_SHARE = 0.1
+"""At most this share of a resync's time goes to checkpoints (flushes, records)."""
+MAX_LEFT = 1024
+"""A round with more files left than this is not cut short (each costs a record)."""
 
 
 class ResyncAborted(HamodError):
@@ -109,6 +119,10 @@ class ResyncSource:
         self._window = 0
         self._after_full = False
         self._retry = False
+        self._unsure: set[int] = set()  # directories whose next round replays unsure ops
+        self._first_planned = 0  # bytes of the first set: checkpoints until sent once
+        self._mark = 0  # stats.sent at the last checkpoint (or round start)
+        self._not_before = 0.0  # no checkpoint before (monotonic)
 
     # --- the whole resync ---------------------------------------------------------------
 
@@ -136,8 +150,11 @@ class ResyncSource:
         else:
             self._check_space(reply, sum(_bytes(s) for s in sets))
         self.stats.phase = "rounds"
-        for _ in range(MAX_ROUNDS):
-            self._round(sets)
+        self._first_planned = sum(_bytes(s) for s in sets)
+        rounds = 0
+        while rounds < MAX_ROUNDS:
+            if self._round(sets, checkpoints=True):
+                rounds += 1  # a round cut short at a checkpoint goes on in the next one
             sets = self._next_sets(cur)
             if sum(_bytes(s) for s in sets) < SMALL:
                 break
@@ -199,38 +216,81 @@ class ResyncSource:
 
     # --- copying ------------------------------------------------------------------------
 
-    def _round(self, sets: list[ChangeSet | Unknown]) -> None:
+    def _round(self, sets: list[ChangeSet | Unknown], *, checkpoints: bool = False) -> bool:
         """Send one round; what it read is handed to the next round (see
         :class:`~hamod.replication.resync_stream.ResyncStream`). The first round of a
-        retry after a cut treats every replayed op as possibly applied already."""
-        from hamod.replication.resync_stream import ResyncStream
-
+        retry after a cut treats every replayed op as possibly applied already. With
+        ``checkpoints`` a long round may be cut short (:meth:`_checkpoint`): False then."""
         self.stats.rounds += 1
         self.stats.planned += sum(_bytes(s) for s in sets)
+        self._mark = self.stats.sent
         # After a cut, or after a full copy that read every name while the application
         # wrote, the ops of the first round may have met a target that already has them.
-        retry = (self.stats.rounds == 1 and self._retry) or self._after_full
+        if (self.stats.rounds == 1 and self._retry) or self._after_full:
+            self._unsure = set(range(len(sets)))
         self._after_full = False
         for i, s in enumerate(sets):
             assert isinstance(s, ChangeSet)
             if s.empty:
+                self._unsure.discard(i)
                 continue
             stream = ResyncStream(
                 s,
                 self.cfg.under(i),
                 previous=self.carry.touched[i],
-                unsure_ops=len(s.ops) if retry else 0,
+                unsure_ops=len(s.ops) if i in self._unsure else 0,
             )
+            may_stop = checkpoints and self.trackers[i].tracking and bool(s.upto)
             try:
-                self._post_all(tag(i, m) for m in stream)
+                self._post_all((tag(i, m) for m in stream), stream if may_stop else None)
             finally:
                 self.carry.touched[i] = stream.touched()
+            self._unsure.discard(i)
+            if stream.stopped:
+                self._checkpoint(sets, i, stream)
+                return False
         self._flush()
         for t, s in zip(self.trackers, sets, strict=True):
             if isinstance(s, ChangeSet) and s.upto and t.tracking:
                 t.clear_upto(s.upto)
+        return True
 
-    def _post_all(self, mutations: Iterable[Mutation]) -> None:
+    def _checkpoint_due(self, stream: ResyncStream) -> bool:
+        return (
+            self.stats.sent - self._mark >= CHECKPOINT
+            and self.stats.sent < self._first_planned
+            and stream.files_left <= MAX_LEFT
+            and time.monotonic() >= self._not_before
+        )
+
+    def _checkpoint(
+        self, sets: list[ChangeSet | Unknown], index: int, stream: ResyncStream
+    ) -> None:
+        """The round stopped between two files of directory ``index``: make what it sent
+        durable on both copies, record again what it did not reach, and forget the rest
+        of the round's sets up to ``index`` (the directories after it were not sent: they
+        keep everything). The next round goes on from there."""
+        t0 = time.monotonic()
+        self._flush()
+        left = stream.remaining()
+        calls = record_remaining(self.trackers[index], self.cfg.under(index), left)
+        for t, s in list(zip(self.trackers, sets, strict=True))[: index + 1]:
+            if isinstance(s, ChangeSet) and s.upto and t.tracking:
+                t.clear_upto(s.upto)
+        later = sum(_bytes(s) for s in sets[index + 1 :])
+        self.stats.planned -= left.data_bytes + later  # counted again by the next round
+        took = time.monotonic() - t0
+        self._mark = self.stats.sent
+        self._not_before = time.monotonic() + took / CHECKPOINT_SHARE
+        log.info(
+            "resync of %s: checkpoint after %d bytes: %d files left (%d records), %.2fs",
+            self.cfg.peer, self.stats.sent, len(left.files), calls, took,
+        )  # fmt: skip
+
+    def _post_all(self, mutations: Iterable[Mutation], stream: ResyncStream | None = None) -> None:
+        """Post ``mutations`` (bandwidth cap, a barrier every :data:`WINDOW` bytes);
+        with ``stream``, ask it to stop at its next file boundary once a checkpoint is
+        due."""
         bw = self.cfg.bandwidth
         for m in mutations:
             if self.cancel.is_set():
@@ -247,6 +307,9 @@ class ResyncSource:
                 ahead = self.stats.sent / bw - elapsed
                 if ahead > 0:
                     time.sleep(min(ahead, 1.0))
+            if stream is not None and self._checkpoint_due(stream):
+                stream.request_stop()
+                stream = None
             self._progress()
 
     def _flush(self) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from hamod.datapath.mutation import Mutation, Op
+from hamod.datapath.tracking import Tracker
 from hamod.errors import UsageError
 from hamod.replication.frames import MAX_FRAME
 from hamod.replication.resync_apply import (
@@ -44,6 +45,7 @@ from hamod.tracking.types import (
     ChangeSet,
     Create,
     FileChanges,
+    FileRef,
     Link,
     Mkdir,
     Mknod,
@@ -56,7 +58,16 @@ from hamod.tracking.types import (
     rename_path,
 )
 
-__all__ = ["MAX_CHUNK", "Plan", "ResyncStream", "Touched", "plan_resync", "resync_mutations"]
+__all__ = [
+    "MAX_CHUNK",
+    "Plan",
+    "Remaining",
+    "ResyncStream",
+    "Touched",
+    "plan_resync",
+    "record_remaining",
+    "resync_mutations",
+]
 
 MAX_CHUNK: Final = MAX_FRAME // 2
 """Largest data payload of one WRITE (a frame also carries the path)."""
@@ -76,6 +87,20 @@ class Touched:
 
     data: frozenset[str] = frozenset()
     attrs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """What a round cut short at a checkpoint did not send (see
+    :meth:`ResyncStream.remaining`): the regions and tails of ``files``, by name."""
+
+    files: dict[str, FileChanges]
+    region_size: int
+
+    @property
+    def data_bytes(self) -> int:
+        """The whole regions left (tails excluded), for progress."""
+        return sum(len(c.regions) for c in self.files.values()) * self.region_size
 
 
 @dataclass(frozen=True)
@@ -245,6 +270,10 @@ class ResyncStream:
         self._links: dict[tuple[int, int], list[str]] | None = None
         self._meta = _PathSet()
         self._data: set[str] = set()
+        self._todo: dict[str, FileChanges] = {}
+        self._stop = False
+        self.stopped = False
+        """The stream ended early, at a file boundary (:meth:`request_stop`)."""
         self.reconciled: tuple[str, ...] = ()
         self.files = 0
         self.mutations = 0
@@ -253,6 +282,26 @@ class ResyncStream:
     def touched(self) -> Touched:
         """What this round read from the source (pass it to the next round)."""
         return Touched(frozenset(self._data), frozenset(self._meta))
+
+    def request_stop(self) -> None:
+        """Cut the round short (a checkpoint of a long resync): once the namespace ops
+        and the names reconciled whole are out, at the next boundary between two files
+        of the region copies, the files left are skipped and the attributes sent (as at
+        the end of any round). :attr:`stopped` says whether it did; :meth:`remaining`
+        is what it left for the next round."""
+        self._stop = True
+
+    @property
+    def files_left(self) -> int:
+        """Files whose regions or tails are still to be copied (once the copies began)."""
+        return len(self._todo)
+
+    def remaining(self) -> Remaining:
+        """The regions and tails of the files a stream that :attr:`stopped` did not
+        reach (the names it read are in :meth:`touched`, as for any round). Record them
+        again in the tracker (:func:`record_remaining`) before it clears the round's
+        marker."""
+        return Remaining(dict(self._todo), self._changes.region_size)
 
     def __iter__(self) -> Iterator[Mutation]:
         if self._started:
@@ -423,29 +472,41 @@ class ResyncStream:
     def _copy_files(self, names: _PathSet, files: dict[str, FileChanges]) -> Iterator[Mutation]:
         """Regions and tails of ``files`` (not reconciled whole), once per inode."""
         groups: dict[tuple[int, int], tuple[list[str], FileChanges]] = {}
+        self._todo = {rel: files[rel] for rel in files if not names.covers(rel)}
         for rel in sorted(files):
             changes = files[rel]
             if names.covers(rel):
                 continue  # sent whole
             self._meta.add(rel)
+            if not rel:  # the directory itself: only its attributes (it is never replaced)
+                self._todo.pop(rel, None)
+                continue
             self._data.add(rel)
             with self._source_at(rel) as at:
                 st = lstat_at(*at) if at is not None else None
                 if at is None or st is None:
                     self._meta.add(_parent(rel))
                     yield Mutation(Op.REMOVE, _abs(rel))
+                    self._todo.pop(rel, None)
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     yield self._ensure_kind(rel, at[0], at[1], st)
+                    self._todo.pop(rel, None)
                     continue
             key = (st.st_dev, st.st_ino)
             if key in self._placed or (not changes.regions and changes.tail_from is None):
+                self._todo.pop(rel, None)
                 continue  # a hard link sent whole, or only attributes changed
             paths, known = groups.get(key, ([], FileChanges()))
             groups[key] = ([*paths, rel], known.union(changes))
         self.files = len(groups)
         for paths, changes in groups.values():
+            if self._stop:
+                self.stopped = True
+                return  # the files left are in remaining()
             yield from self._regions(paths[0], changes)
+            for path in paths:
+                self._todo.pop(path, None)
 
     def _ensure_kind(self, rel: str, d: int, name: str, st: os.stat_result) -> Mutation:
         """The entry is not a regular file (any more): only its type is made right."""
@@ -666,3 +727,55 @@ def plan_resync(
     return Plan(
         len(changes.ops), stream.reconciled, stream.files, stream.mutations, stream.data_bytes
     )
+
+
+def record_remaining(tracker: Tracker, source: Path, remaining: Remaining) -> int:
+    """Record again in ``tracker`` (the source's, tracking) what a round cut short left
+    (:meth:`ResyncStream.remaining`), under each name's inode now, so that the
+    ``clear_upto`` of the round's marker keeps it: one ``write`` hook per run of
+    contiguous regions, one ``truncate`` per tail (each waits for the journal: one call
+    per file in practice). A name that is gone or now names another file needs nothing
+    more: the op that changed it is in the next set and the name in the round's
+    :meth:`~ResyncStream.touched`, so the next round reconciles it whole. Returns the
+    hooks called."""
+    calls = 0
+    unit = remaining.region_size
+    root = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for rel, changes in sorted(remaining.files.items()):
+            parts = rel.split("/")
+            fd = open_parent(root, parts) if rel else None
+            if fd is None:
+                continue
+            try:
+                st = lstat_at(fd, parts[-1])
+            finally:
+                os.close(fd)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                continue
+            ref = FileRef(rel, st.st_ino)
+            for start, count in _runs(sorted(changes.regions)):
+                tracker.write(ref, start * unit, count * unit)
+                calls += 1
+            if changes.tail_from is not None:
+                tracker.truncate(ref, changes.tail_from * unit)
+                calls += 1
+            if changes.attrs and not changes.regions and changes.tail_from is None:
+                tracker.setattr(ref)
+                calls += 1
+    finally:
+        os.close(root)
+    return calls
+
+
+def _runs(regions: list[int]) -> Iterator[tuple[int, int]]:
+    """(first, count) of each run of consecutive numbers (sorted input)."""
+    start = prev = None
+    for r in regions:
+        if start is None or prev is None or r != prev + 1:
+            if start is not None and prev is not None:
+                yield start, prev - start + 1
+            start = r
+        prev = r
+    if start is not None and prev is not None:
+        yield start, prev - start + 1

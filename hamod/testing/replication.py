@@ -800,5 +800,87 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# --- disks, resync figures (host side; issue #4 scenario 7) ------------------------------
+
+DPLOG = f"/var/log/hamod/{M}/datapath.log"
+"""The data-path log of :data:`M` inside a node."""
+
+
+def datapath_pid(c: LabCluster, node: str, module: str = M) -> int | None:
+    """The PID (in ``node``) of ``module``'s data-path process, None when none runs."""
+    text = c.read(node, f"/run/hamod/dp/{module}/datapath.pid").strip()
+    return int(text) if text.isdigit() else None
+
+
+def datapath_io(c: LabCluster, node: str, module: str = M) -> dict[str, int]:
+    """``/proc/PID/io`` of ``module``'s data-path process on ``node`` (``rchar``,
+    ``wchar``: bytes read and written, files and sockets alike)."""
+    pid = datapath_pid(c, node, module)
+    if pid is None:
+        raise AssertionError(f"{node}: no data-path process of {module}")
+    out = c.lab.exec(node, ["cat", f"/proc/{pid}/io"]).stdout
+    return {k: int(v) for k, v in (ln.split(": ") for ln in out.splitlines())}
+
+
+@dataclass(frozen=True)
+class ResyncDone:
+    """One ``resync of PEER done: N rounds, M bytes`` line of a primary's data-path log."""
+
+    rounds: int
+    sent: int
+
+
+_RESYNC_DONE = re.compile(r"resync of \S+ done: (\d+) rounds, (\d+) bytes")
+
+
+def resyncs_done(lines: Sequence[str]) -> list[ResyncDone]:
+    """Every resync completed in ``lines`` (a data-path log), in order."""
+    out = []
+    for ln in lines:
+        m = _RESYNC_DONE.search(ln)
+        if m is not None:
+            out.append(ResyncDone(int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def log_lines(c: LabCluster, node: str, path: str = DPLOG) -> list[str]:
+    """The lines of a log file of ``node`` (readable while it is off)."""
+    return c.read(node, path).splitlines()
+
+
+def wait_resync_sent(
+    c: LabCluster, node: str, at_least: int, timeout: float = WAIT, *, module: str = M
+) -> int:
+    """Wait until ``node`` (the target) reports a resync in progress that has copied at
+    least ``at_least`` bytes (``hamod state``'s ``resync.done_bytes``); returns them."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        st = c.try_state(node, module)
+        last = st
+        if st is not None and st.resync is not None and st.resync.done_bytes >= at_least:
+            return st.resync.done_bytes
+        time.sleep(0.1)
+    raise AssertionError(
+        f"{node}: no resync past {at_least} bytes within {timeout:g} s (last: {last})\n"
+        + c.diagnose(module)
+    )
+
+
+def lazyfs_control(c: LabCluster, node: str, *args: str, mount: str = "/srv") -> None:
+    """``python -m hamod.testing.lazyfs CMD MOUNT ARGS`` inside ``node``: ``inject``
+    (kind, glob relative to the mount, count), ``clear``, ``sync``."""
+    from hamod.testing.cluster import PYTHON
+
+    cmd, *rest = args
+    c.lab.exec(node, [PYTHON, "-m", "hamod.testing.lazyfs", cmd, mount, *rest])
+
+
+def free_bytes(c: LabCluster, node: str, path: str) -> int:
+    """Bytes available to unprivileged users on the file system of ``path`` in ``node``."""
+    st = os.statvfs(host_path(c, node, path))
+    return st.f_bavail * st.f_frsize
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
