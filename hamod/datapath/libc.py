@@ -41,6 +41,8 @@ _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c
 _libc.fallocate.restype = ctypes.c_int
 _libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(Timespec), ctypes.c_int]
 _libc.utimensat.restype = ctypes.c_int
+_libc.syncfs.argtypes = [ctypes.c_int]
+_libc.syncfs.restype = ctypes.c_int
 
 
 def _check(ret: int, what: str) -> None:
@@ -53,6 +55,12 @@ def renameat2(olddirfd: int, old: str, newdirfd: int, new: str, flags: int) -> N
     """renameat2(2), with RENAME_NOREPLACE / RENAME_EXCHANGE."""
     ret = _libc.renameat2(olddirfd, os.fsencode(old), newdirfd, os.fsencode(new), flags)
     _check(ret, "renameat2")
+
+
+def syncfs(fd: int) -> None:
+    """syncfs(2): write back the file system holding ``fd``; unlike sync(2) it reports
+    a write-back error (EIO, ENOSPC) that happened since the descriptor was opened."""
+    _check(_libc.syncfs(fd), "syncfs")
 
 
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:

@@ -49,6 +49,9 @@ class DirectoryApplier:
         for fd in self._fds.values():
             os.fsync(fd)
         os.sync()
+        # sync(2) reports nothing: syncfs(2) on the directory's file system reports a
+        # write-back error (a resynced file that never reached the disk)
+        libc.syncfs(self._dir)
 
     def apply(self, mutation: Mutation, *, durable: bool) -> None:
         m = mutation
