@@ -10,8 +10,10 @@ the last running :class:`ModuleState` in a marker on a tmpfs (gone at reboot) an
 - a script the dead daemon was waiting for has an unknown outcome: it is reported as
   failed (``follow``), which the table already handles (stop scripts are retried with
   ``force``, a failed start is a stopstart, a failed prestart stops the module);
-- a resync in progress is lost with the data path: ``follow`` is a resync failure
-  (WAIT, then pair again);
+- a resync in progress goes on: the data-path process outlives the daemon, and the
+  runtime, once reconnected to it, reports a resync that ended (or failed, or that a
+  new process does not know) while no daemon listened — the core then sees the
+  ``ResyncDone``/``ResyncFailed`` it would have seen;
 - the runtime-side roles are re-established by ``actions``: the data path role of the
   state and, with the arbitrator, the lease timer of a serving primary. The VIP is not
   touched (its presence is the watchdog's and the stop sequence's business);
@@ -33,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from hamod.core.actions import Action, ArmLeaseTimer, EnsureDataPath, Role
-from hamod.core.events import Event, ResyncFailed, ScriptFailed
+from hamod.core.events import Event, ScriptFailed
 from hamod.core.model import (
     PRIMARY,
     Await,
@@ -100,8 +102,9 @@ def resume(params: Params, saved: ModuleState, now: float, peer: PeerView | None
         follow = ScriptFailed(script)
         reasons.append(f"{script.value} outcome unknown: counted as failed")
     elif s.resync is not None:
-        follow = ResyncFailed("daemon restarted during the resync")
-        reasons.append("resync interrupted")
+        # the data path process outlives the daemon and goes on with it; the runtime
+        # asks it, once reconnected, whether it ended meanwhile (ResyncDone/Failed)
+        reasons.append("the resync goes on in the data path")
     if params.witness is Witness.ARBITRATOR and s.state in PRIMARY and s.lease_until > 0:
         acts.append(ArmLeaseTimer(s.lease_until - params.lease_margin, "lease timer re-armed"))
         if now >= s.lease_until - params.lease_margin:

@@ -22,7 +22,8 @@ request                effect
 ``peer``               ``second``: the peer announces SECOND (the session connects)
 ``resync``             ``full``, ``keep_aside``, ``current``: this node wants a resync
 ``stop_resync``        forget it (a session in a resync is closed)
-``status``             role, mounts, link, resync progress
+``status``             role, mounts, link, resync progress, and where the resync this
+                       node (a target) was asked for stands (``resync_outcome``)
 ``barrier``            (primary) returns once the peer applied everything shipped so far
 ``probe``              replies when every mount answers a ``stat`` (daemon: with a
                        timeout; no reply = hung)
@@ -216,6 +217,7 @@ class DataPathProcess:
             "link": session.status if session is not None else None,
             "resync_source": session.resync_status() if session is not None else None,
             "resync_target": self.target.progress or None,
+            "resync_outcome": {"state": self.target.outcome, "cause": self.target.cause},
             "lag": None,
             "pid": os.getpid(),
         }

@@ -49,6 +49,10 @@ class TargetSide:
         self._rsync: Any = None
         self._applier: ModuleApplier | None = None
         self.progress: dict[str, Any] = {}
+        #: Where the resync the core asked for stands — ``none``, ``wanted``, ``running``,
+        #: ``done``, ``failed`` (``cause``) — for a daemon that restarted meanwhile.
+        self.outcome = "none"
+        self.cause = ""
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -95,6 +99,8 @@ class TargetSide:
         with self._lock:
             self._want = {"full": full, "keep_aside": keep_aside, "current": current}
             resyncing = self._resyncing
+            if not resyncing:
+                self.outcome, self.cause = "wanted", ""
         if not resyncing and self._receiver is not None:
             self._receiver.drop_session("resync requested")
 
@@ -102,6 +108,7 @@ class TargetSide:
         with self._lock:
             self._want = None
             resyncing, self._resyncing = self._resyncing, False
+            self.outcome, self.cause = "none", ""
         if resyncing and self._receiver is not None:
             self._receiver.drop_session("resync stopped")
 
@@ -125,9 +132,11 @@ class TargetSide:
                     planned=planned if isinstance(planned, int) and planned >= 0 else 0,
                 )
         elif "resync_failed" in payload:
+            cause = str(payload["resync_failed"])[:500]
             with self._lock:
                 self._resyncing = False
-            self.emit("resync_failed", cause=str(payload["resync_failed"])[:500])
+                self.outcome, self.cause = "failed", cause
+            self.emit("resync_failed", cause=cause)
         elif "resync_done" in payload:
             self._done()
         elif "mirroring" in payload:
@@ -138,10 +147,13 @@ class TargetSide:
             raise OSError(f"unknown control message {sorted(payload)[:3]}")
 
     def closed(self, reason: str) -> None:
+        cause = f"peer link closed during resync: {reason}"
         with self._lock:
             was, self._resyncing = self._resyncing, False
+            if was:
+                self.outcome, self.cause = "failed", cause
         if was:
-            self.emit("resync_failed", cause=f"peer link closed during resync: {reason}")
+            self.emit("resync_failed", cause=cause)
 
     def _hello(self, payload: dict[str, Any], reply: Reply) -> None:
         if payload.get("module") != self.cfg.module:
@@ -150,6 +162,8 @@ class TargetSide:
         with self._lock:
             want = self._want
             self._resyncing = want is not None
+            if want is not None:
+                self.outcome, self.cause = "running", ""
         if want is None:
             reply({"want": "live"})
             return
@@ -204,6 +218,7 @@ class TargetSide:
         with self._lock:
             self._resyncing = False
             self._want = None
+            self.outcome, self.cause = "done", ""
         self.progress = {}
         self.emit("resync_done")
 

@@ -194,6 +194,26 @@ class ProcessDataPath:
                             ) from None
             self._reader, self._writer = reader, writer
             self._spawn(self._read(reader))
+            self._spawn(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        """On (re)connection, while the core has a resync in progress here: the process
+        may have finished or failed it while no daemon listened (a daemon restart), or
+        may not know it at all (a new process): tell the core what became of it."""
+        s = self._state()
+        if s.state is not State.SECOND or s.resync is None:
+            return
+        out = (await self._call("status", timeout=PROBE_TIMEOUT)).get("resync_outcome") or {}
+        state, cause = out.get("state"), str(out.get("cause") or "")
+        if self._state().resync is None:
+            return  # settled meanwhile
+        if state == "done":
+            log.info("module %s: the resync ended while no daemon listened", self.cfg.module)
+            self._post(ResyncDone())
+        elif state == "failed":
+            self._post(ResyncFailed(f"{cause} (while no daemon listened)"))
+        elif state not in ("wanted", "running"):
+            self._post(ResyncFailed("the data path process has no resync in progress"))
 
     def _start_process(self) -> None:
         self.cfg.log.mkdir(parents=True, exist_ok=True)

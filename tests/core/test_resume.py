@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hamod.core.actions import ArmLeaseTimer, EnsureDataPath, Role
-from hamod.core.events import ResyncFailed, ScriptFailed, Tick
+from hamod.core.events import ScriptFailed, Tick
 from hamod.core.machine import step
 from hamod.core.model import (
     Await,
@@ -57,13 +57,14 @@ def test_awaited_script_counts_as_failed() -> None:
     assert resume(P, s, 0.0).follow == ScriptFailed(Script.PRESTART)
 
 
-def test_lease_pending_is_kept_and_resync_fails() -> None:
+def test_lease_pending_and_a_resync_in_progress_are_kept() -> None:
     s = ModuleState(state=State.WAIT, pending=Pending(Await.LEASE, Goal.ALONE, term=4))
     assert resume(P, s, 0.0).follow is None
     s = ModuleState(state=State.SECOND, resync=Resync("b", False, False))
     r = resume(P, s, 0.0)
-    assert isinstance(r.follow, ResyncFailed)
-    assert "resync interrupted" in r.reason
+    assert r.follow is None and r.state.resync == s.resync  # the data path goes on
+    assert r.actions[0] == EnsureDataPath(Role.SECONDARY, r.actions[0].reason)
+    assert "the resync goes on in the data path" in r.reason
 
 
 def test_lease_timer_rearmed_for_an_arbitrated_primary() -> None:
