@@ -41,6 +41,7 @@ from hamod.runtime.logs import ModuleLog
 
 if TYPE_CHECKING:
     from hamod.cli.client import Client
+    from hamod.core.machine import Decision
     from hamod.runtime.module import ModuleActor
 
 __all__ = ["AUTO_INTERFACE_WHEN", "ModuleChecks", "auto_checkers", "resource_name"]
@@ -168,6 +169,15 @@ class ModuleChecks:
             runs=runs,
         )
         self.runner = CheckerRunner(self.checkers, self._sink, should_run=self.should_run, ctx=ctx)
+        self._phase = actor.state.phase
+        previous = actor.on_step
+
+        def stepped(d: Decision) -> None:
+            if previous is not None:
+                previous(d)
+            self._stepped(d)
+
+        actor.on_step = stepped
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -183,6 +193,17 @@ class ModuleChecks:
             return s.phase is not Phase.TRANSIENT
         return s.phase is Phase.READY and s.state.value in cfg.when
 
+    def _stepped(self, d: Decision) -> None:
+        """At the end of a transition (phase back to READY), forget the checkers
+        reported down: one still failing is reported again, so that its action is
+        applied again (a restart that did not cure it: again, until ``maxloop``), and a
+        down result the core ignored during the transition is not lost."""
+        was, self._phase = self._phase, d.state.phase
+        if d.state.phase is Phase.READY and was is not Phase.READY:
+            for last in self.runner.results():
+                if last.reported is Health.DOWN:
+                    self.runner.reset(last.name)
+
     def _sink(self, result: CheckerResult) -> None:
         cfg = next(c for c in self.checkers if c.name == result.name)
         detail = self.runner.result(result.name).reason
@@ -197,6 +218,9 @@ class ModuleChecks:
 
     def start(self) -> None:
         if self.checkers:
+            # httpx logs every request at INFO: one daemon.log (and syslog) line per
+            # http or module probe, every interval, otherwise
+            logging.getLogger("httpx").setLevel(logging.WARNING)
             self.runner.start()
 
     async def stop(self) -> None:
