@@ -389,9 +389,6 @@ def test_link_cut_during_resync(make_cluster: MakeCluster, scale: Scale) -> None
     assert failed
     verify_clean(c, "n1", "n2")
     assert not over, f"{'; '.join(over)}\n{shown}\n" + "\n".join(log_lines(c, "n1")[lines1:][-30:])
-    # the resync went on in the data path (no failure, no stop/start of the secondary)
-    assert not failed, shown
-    assert c.journal(node)[scripts:] == [], c.diagnose(M)
 
 
 @pytest.mark.parametrize("node", ["n1", "n2"])
