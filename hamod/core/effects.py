@@ -269,10 +269,11 @@ def stop_app_force(c: Ctx, s: ModuleState) -> Out:
     _, stop = _app_scripts(c)
     pending = replace(s.pending, awaiting=Await.STOP_APP_FORCE)
     s = replace(s, pending=pending)
-    nxt = _NEXT[pending.goal]
-    return s, (
-        RunScript(stop, c.s.state, nxt, Verb.STOP, "stop script failed: again with force", True),
-    )
+    # the same arguments as the first call (a restart stays in its state), plus force
+    goal = pending.goal
+    nxt = c.s.state if goal is Goal.RESTART else _NEXT[goal]
+    verb = _VERB.get(goal, Verb.STOP)
+    return s, (RunScript(stop, c.s.state, nxt, verb, "stop script failed: again with force", True),)
 
 
 def fence(c: Ctx, s: ModuleState) -> Out:

@@ -185,14 +185,15 @@ def render_script(script: str, spec: ModuleSpec, python: str | None = None) -> s
             f"pid=$(cat {pidf})",
             'if [ "$1" = force ]; then sig=KILL; else sig=TERM; fi',
             'kill -s $sig "$pid" 2>/dev/null',
+            # alive = /proc/PID/stat readable and not a zombie (state Z), read once: a
+            # reaped process between two reads would look alive with an empty state
+            "alive() { st=$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null); "
+            '[ -n "$st" ] && [ "$st" != Z ]; }',
             "i=0",
-            # a zombie is gone for our purpose: /proc/PID/stat state Z
-            "while [ $i -lt 200 ] && [ -r /proc/$pid/stat ] && "
-            "[ \"$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)\" != Z ]; do",
+            "while [ $i -lt 200 ] && alive; do",
             "  sleep 0.025; i=$((i+1))",
             "done",
-            "if [ -r /proc/$pid/stat ] && "
-            "[ \"$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)\" != Z ]; then",
+            "if alive; then",
             '  echo "service $pid still runs"; exit 1',
             "fi",
             f"rm -f {pidf}",
