@@ -192,8 +192,10 @@ ROWS: tuple[Row, ...] = (
        "isolated: no peer and no witness, stop serving"),
     _r("second_in_sync", SECOND, On.DP_MIRROR_UP, (pg.mirror_confirms,), None, (sx.in_sync,),
        "in sync with the primary"),
-    _r("second_takeover_lease", SECOND, On.PEER, (pg.peer_hands_over, g.arbitrated), None,
-       (fx.ask_lease(Goal.PRIM),), "peer handed over: ask for the next term"),
+    # also on TICK: a refusal (the old primary's release not at the arbitrator yet) is
+    # asked again at the next pulse while the peer still hands over
+    _r("second_takeover_lease", SECOND, (On.PEER, On.TICK), (pg.peer_hands_over, g.arbitrated),
+       None, (fx.ask_lease(Goal.PRIM),), "peer handed over: ask for the next term"),
     _r("second_takeover", SECOND, On.PEER, (pg.peer_hands_over,), State.PRIM,
        (fx.local_term, fx.start_primary(Role.PRIMARY_MIRRORING)), "peer handed over: take over"),
     _r("second_resync_again", SECOND, On.PEER, (pg.peer_alone_diverging,), None, (sx.resync_again,),

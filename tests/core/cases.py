@@ -620,6 +620,15 @@ CASES: tuple[Case, ...] = (
         tags=("lease:request",),
         check=lambda s: s.pending is not None and s.pending.goal is Goal.PRIM,
     ),
+    Case(  # refused while the old primary's release was on its way: asked again
+        "second_takeover_lease",
+        replace(SECOND, term_backoff_until=NOW + 3),
+        Tick(),
+        ARB,
+        pv=peer(State.SECOND, handover=True),
+        tags=("lease:request",),
+        check=lambda s: s.pending is not None and s.pending.goal is Goal.PRIM,
+    ),
     Case(
         "second_takeover",
         SECOND,
