@@ -95,7 +95,17 @@ def test_07_datapath_killed_on_the_primary_fails_over(make_cluster: MakeCluster)
     pid = dp_pid(c, "n1")
     assert pid is not None
     c.lab.exec("n1", ["kill", "-9", str(pid)])
-    c.wait_state("n2", M, State.ALONE, WAIT)
+    # n2 takes over: ALONE, and PRIM as soon as n1 is back as SECOND (which can be
+    # quicker than one poll of ALONE)
+    deadline = time.monotonic() + WAIT
+    while not (
+        (st := c.try_state("n2", M)) is not None
+        and st.state in (State.ALONE, State.PRIM)
+        and st.ready
+        and c.vip_owners() == ["n2"]
+    ):
+        assert time.monotonic() < deadline, "n2 did not take over\n" + c.diagnose(M)
+        time.sleep(0.05)
     assert missing(c, "n2", DATA, acked) == []
     wait_in_sync(c, "n2", "n1")
     verify_trees(c, "n1", "n2")
