@@ -23,15 +23,12 @@ health file :func:`health_file`; journaling, pid file and ``stop_prim`` are unch
 from __future__ import annotations
 
 import argparse
-import contextlib
 import socket
 import socketserver
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from hamod.testing.cluster_files import LAB_RUN_DIR, ModuleSpec, render_script
@@ -111,16 +108,6 @@ class _Handler(socketserver.StreamRequestHandler):
         self.wfile.write(head if line.startswith(b"HEAD ") else head + data)
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    request_queue_size = 128
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 def serve(
     port: int,
     *,
@@ -130,22 +117,11 @@ def serve(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve on ``host:port`` until SIGTERM/SIGINT; ``ready`` is called once listening."""
-    import signal
+    from hamod.testing.outage import run_server
 
-    cls = _Server6 if ":" in host else _Server
-    with cls((host, port), _Handler) as server:
-        server.node_name = name or socket.gethostname()  # type: ignore[attr-defined]
-        server.health_path = health  # type: ignore[attr-defined]
-
-        def _stop(signum: int, frame: FrameType | None) -> None:
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, _stop)
-        if ready is not None:
-            ready(f"listening on {host}:{server.server_address[1]} (health file {health})")
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever(poll_interval=0.1)
+    attrs = {"node_name": name or socket.gethostname(), "health_path": health}
+    run_server(_Handler, host, port, attrs, ready,
+               lambda bound: f"listening on {host}:{bound} (health file {health})")  # fmt: skip
 
 
 # -- in a lab cluster -----------------------------------------------------------------------

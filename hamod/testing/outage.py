@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -518,10 +518,25 @@ def serve(
 ) -> None:
     """Answer ``name`` (default: the hostname) to every request on ``host:port`` until
     SIGTERM/SIGINT. ``ready`` is called once listening."""
+    node_name = name or socket.gethostname()
+    run_server(_Handler, host, port, {"node_name": node_name}, ready,
+               lambda bound: f"listening on {host}:{bound} as {node_name}")  # fmt: skip
+
+
+def run_server(
+    handler: type[socketserver.BaseRequestHandler],
+    host: str,
+    port: int,
+    attrs: Mapping[str, object],
+    ready: Callable[[str], None] | None,
+    describe: Callable[[int], str],
+) -> None:
+    """Serve ``handler`` (threads) on ``host:port`` until SIGTERM/SIGINT, with ``attrs``
+    set on the server; ``ready(describe(bound_port))`` once listening."""
     cls = _Server6 if ":" in host else _Server
-    with cls((host, port), _Handler) as server:
-        node_name = name or socket.gethostname()
-        server.node_name = node_name  # type: ignore[attr-defined]
+    with cls((host, port), handler) as server:
+        for key, value in attrs.items():
+            setattr(server, key, value)
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             threading.Thread(target=server.shutdown, daemon=True).start()
@@ -529,8 +544,7 @@ def serve(
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _stop)
         if ready is not None:
-            bound = server.server_address[1]
-            ready(f"listening on {host}:{bound} as {node_name}")
+            ready(describe(server.server_address[1]))
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever(poll_interval=0.1)
 
