@@ -148,7 +148,10 @@ def failback_due(c: Ctx) -> bool:
 
 
 def swap_possible(c: Ctx) -> bool:
-    return peer_in_sync(c)
+    """The peer is in sync and done with its own hand-over (a swap asked while its
+    ``handover`` flag still stands would make each side take the other's flag for a new
+    hand-over: both SECOND, the term asked for back and forth)."""
+    return peer_in_sync(c) and c.peer is not None and not c.peer.handover
 
 
 def second_may_swap(c: Ctx) -> bool:
@@ -158,6 +161,7 @@ def second_may_swap(c: Ctx) -> bool:
         and ready(c)
         and c.s.up_to_date
         and not c.s.swap_request
+        and not c.s.handover
     )
 
 

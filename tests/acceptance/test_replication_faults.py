@@ -142,7 +142,7 @@ def test_swap_with_replication_and_the_arbitrator(make_cluster: MakeCluster) -> 
     wait_in_sync(c, "n1", "n2")
     acked = write(c, "n1", 0, 20)
     for old, new in (("n1", "n2"), ("n2", "n1")):
-        c.command(old, M, "swap")
+        c.command(old, M, "swap", retry=30.0)  # refused until the last hand-over settled
         c.wait_states(M, {new: State.PRIM, old: State.SECOND}, WAIT)
         assert c.vip_owners() == [new]
         wait_in_sync(c, new, old)
