@@ -1,6 +1,6 @@
 """A hamod cluster deployed on the namespace lab, exactly as docs/daemon-contract.md says a
-real host is set up: the acceptance tests, the failover benchmark and ``scripts/demo`` use
-it.
+real host is set up, without Ansible: the acceptance tests and the benchmarks use it
+(``scripts/demo`` and Molecule deploy with the playbooks instead, docs/ansible.md).
 
 ::
 
