@@ -306,7 +306,10 @@ def unserve(role: Role) -> Effect:
 
 
 def hand_over(c: Ctx, s: ModuleState) -> Out:
-    s = replace(s, handover=True, last_prim=False, phase=Phase.READY)
+    """SECOND after a swap: Transient (not yet mirrored) until the new primary's barrier
+    arrives (``MirrorUp``: its term adopted, ``handover`` cleared, Ready). Shown Ready
+    before, it could be swapped back while its peer still refuses (``swap_possible``)."""
+    s = replace(s, handover=True, last_prim=False, phase=Phase.TRANSIENT)
     return s, (
         RunScript(
             Script.START_SECOND, c.s.state, State.SECOND, Verb.START, "secondary", awaited=False

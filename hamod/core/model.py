@@ -260,6 +260,18 @@ class ModuleState:
         )
 
 
+def awaits_mirror(s: ModuleState) -> bool:
+    """As SECOND, settled, waiting for the primary's barrier (``MirrorUp``): a resync done
+    but not confirmed yet, or a hand-over (swap) until the new primary mirrors this node.
+    The runtime reports the mirror again at every pulse while this holds."""
+    return (
+        s.state is State.SECOND
+        and s.pending is None
+        and s.resync is None
+        and (s.handover or (s.phase is Phase.READY and not s.up_to_date))
+    )
+
+
 def initial(params: Params) -> ModuleState:
     """A module never started on this node."""
     return ModuleState(up_to_date=not params.replicated, failover=params.failover)

@@ -96,9 +96,12 @@ def mirror_broken(c: Ctx) -> bool:
 
 def mirror_confirms(c: Ctx) -> bool:
     """As SECOND, the barrier of the primary arrived on the generation this node resynced
-    to (or, already up to date, on the same data: a takeover by the peer)."""
+    to (or, already up to date, on the same data: a takeover by the peer, which ends
+    this node's hand-over)."""
     e = c.e
-    if not isinstance(e, MirrorUp) or c.s.phase is not Phase.READY or c.s.resync is not None:
+    if not isinstance(e, MirrorUp) or c.s.resync is not None:
+        return False
+    if c.s.phase is not Phase.READY and not c.s.handover:
         return False
     if c.s.up_to_date:
         return compare(c.s.data, e.data) is Compare.SAME

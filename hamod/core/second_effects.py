@@ -82,7 +82,8 @@ def synced(c: Ctx, s: ModuleState) -> Out:
 def in_sync(c: Ctx, s: ModuleState) -> Out:
     e = c.e
     assert isinstance(e, MirrorUp)
-    return replace(s, up_to_date=True, term=e.term, data=e.data, handover=False), ()
+    s = replace(s, up_to_date=True, term=e.term, data=e.data, handover=False, phase=Phase.READY)
+    return s, ()
 
 
 def leave_second(c: Ctx, s: ModuleState) -> Out:

@@ -48,7 +48,7 @@ from hamod.core.events import (
     Tick,
 )
 from hamod.core.machine import Decision, step
-from hamod.core.model import PRIMARY, ModuleState, Phase, State, View, Witness
+from hamod.core.model import PRIMARY, ModuleState, Phase, View, Witness, awaits_mirror
 from hamod.core.resume import Resumed
 from hamod.runtime.logs import ModuleLog
 from hamod.runtime.ports import (
@@ -322,8 +322,9 @@ class ModuleActor:
 
     def _pulse(self, now: float) -> None:
         s = self.state
-        waiting = s.state is State.SECOND and s.phase is Phase.READY and not s.up_to_date
-        self.datapath.tick(waiting)
+        # also after a swap (hand-over): the new primary's "mirroring" may have come
+        # before its PRIM announcement, when the data path could not report it yet
+        self.datapath.tick(awaits_mirror(s))
         if self._fault is not None and s.state in PRIMARY and s.phase is Phase.READY:
             # reported while a transition was in progress (ignored then): again, now
             self.post(DataPathFailed(self._fault))

@@ -424,7 +424,7 @@ CASES: tuple[Case, ...] = (
         pv=IN_SYNC,
         to=State.SECOND,
         tags=("vip:absent", "dp:secondary", "script:start_second"),
-        check=chk(handover=True, last_prim=False, phase=Phase.READY),
+        check=chk(handover=True, last_prim=False, phase=Phase.TRANSIENT, pending=None),
     ),
     Case(
         "lease_granted_alone",
@@ -610,6 +610,13 @@ CASES: tuple[Case, ...] = (
         MirrorUp(D1, 3),
         pv=peer(State.PRIM, term=3),
         check=chk(up_to_date=True, term=3),
+    ),
+    Case(  # after a swap: the new primary mirrors this node, the hand-over is done
+        "second_in_sync",
+        replace(SECOND, phase=Phase.TRANSIENT, handover=True),
+        MirrorUp(D1, 3),
+        pv=peer(State.PRIM, term=3),
+        check=chk(up_to_date=True, term=3, handover=False, phase=Phase.READY),
     ),
     Case(
         "second_takeover_lease",

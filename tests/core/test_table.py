@@ -12,6 +12,7 @@ from hamod.core.events import (
     Evaluate,
     Health,
     LeaseDenied,
+    MirrorUp,
     On,
     PeerAnnounced,
     PeerLost,
@@ -19,7 +20,17 @@ from hamod.core.events import (
     Tick,
 )
 from hamod.core.machine import step
-from hamod.core.model import Await, DataHistory, Goal, Phase, Script, State, View, announcement
+from hamod.core.model import (
+    Await,
+    DataHistory,
+    Goal,
+    ModuleState,
+    Phase,
+    Script,
+    State,
+    View,
+    announcement,
+)
 from hamod.core.table import TABLE
 from tests.core.cases import (
     ALONE,
@@ -209,3 +220,27 @@ def test_after_handing_over_the_incoming_primary_is_not_gone() -> None:
     assert "second_peer_gone" not in d.rows and d.state.state is State.SECOND
     lost = step(handed, View(NONE, None), PeerLost(), NOW)
     assert "second_peer_gone" in lost.rows
+
+
+def test_swap_back_accepted_once_the_demoted_node_shows_ready_and_up_to_date() -> None:
+    """A swap, then a swap back from the new primary (the rolling upgrade): the operator
+    (and the playbooks) swap back once ``state`` shows the SECOND Ready and up to date.
+    The demoted node must not show that while its hand-over is not settled — until the
+    new primary's barrier (``MirrorUp``: its term adopted, the flag cleared) — or the
+    swap back is refused; once it does show it, the swap back is accepted."""
+    pa, pb = ARB, replace(ARB, node="b", peer="a")
+    b_second = announcement(pb, replace(SECOND, term=2, up_to_date=True), NOW)
+    stopping = pend(PRIM, Await.STOP_APP, Goal.SECOND)
+    a = step(stopping, View(pa, b_second), ScriptOk(Script.STOP_PRIM), NOW).state
+    assert a.state is State.SECOND and a.handover
+    b = replace(PRIM, term=3, lease_until=NOW + 2)
+    b_prim = announcement(pb, b, NOW)
+
+    def swap_back(a_now: ModuleState) -> bool:
+        return not step(b, View(pb, announcement(pa, a_now, NOW)), cmd(On.SWAP), NOW).refused
+
+    shown = a.phase is Phase.READY and a.up_to_date
+    assert not shown or swap_back(a), "shown Ready and up to date, yet the swap back is refused"
+    a = step(a, View(pa, b_prim), MirrorUp(b.data, 3), NOW).state
+    assert a.phase is Phase.READY and a.up_to_date and not a.handover and a.term == 3
+    assert swap_back(a)
