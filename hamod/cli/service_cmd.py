@@ -2,6 +2,8 @@
 and the daemon (real hosts use the ``hamod.service`` / ``hamod-watchdog.service`` units).
 
 ``start``: the watchdog, then the daemon, detached, unless already running (idempotent).
+``start``, ``stop`` and ``restart`` hold a lock (``<run>/service.lock``, flock): a start at
+boot and one from a playbook cannot both spawn a daemon.
 ``stop``: ``hamod stop`` of every running module (scripts run), then SIGTERM to the
 daemon and the watchdog. ``status``: both pids and whether they run (exit 0 when both
 do — or the daemon alone with ``--no-watchdog``).
@@ -11,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from hamod.api.models import Command, CommandRequest, State
@@ -85,12 +90,37 @@ def stop(paths: Paths) -> None:
         print("watchdog stopped")
 
 
+@contextlib.contextmanager
+def service_lock(paths: Paths, timeout: float = 120.0) -> Iterator[None]:
+    """One ``hamod service start|stop|restart`` at a time on this host."""
+    paths.run.mkdir(parents=True, exist_ok=True)
+    with paths.service_lock.open("a") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise HamodError(
+                        f"{paths.service_lock}: another hamod service command holds it"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _service(args: argparse.Namespace) -> int:
     paths = paths_of(args)
-    if args.action in ("stop", "restart"):
-        stop(paths)
-    if args.action in ("start", "restart"):
-        start(args, paths)
+    if args.action in ("start", "stop", "restart"):
+        with service_lock(paths):
+            if args.action in ("stop", "restart"):
+                stop(paths)
+            if args.action in ("start", "restart"):
+                start(args, paths)
+        return 0
     if args.action == "status":
         d = PidFile(paths.daemon_pid).running()
         w = PidFile(paths.watchdog_pid).running()

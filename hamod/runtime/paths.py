@@ -101,5 +101,10 @@ class Paths:
     def watchdog_pid(self) -> Path:
         return self.run / "watchdog.pid"
 
+    @property
+    def service_lock(self) -> Path:
+        """Held by ``hamod service start|stop|restart``: one at a time (boot vs playbook)."""
+        return self.run / "service.lock"
+
     def resume_marker(self, module: str) -> Path:
         return self.run / "resume" / f"{module}.json"
