@@ -29,6 +29,7 @@ from hamod.replication.dpconfig import DpConfig
 from hamod.replication.link import LinkLost, PeerLink
 from hamod.replication.replicator import Replicator
 from hamod.replication.resync_source import Carry, ResyncSource
+from hamod.runtime.codec import encode
 from hamod.tracking.tracker import ChangeTracker
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,10 @@ class PrimarySession:
                 for t in self.trackers:
                     t.mirror()
                 link.barrier()
-                link.control({"mirroring": True})
+                # with the generation it mirrors: the secondary keeps it for a daemon
+                # that reconnects later (a secondary of the previous version ignores it)
+                cur = self.history().current
+                link.control({"mirroring": True, "generation": encode(cur)})
                 announced = True
                 self.status = {"link": "mirroring"}
                 last_sync = time.monotonic()

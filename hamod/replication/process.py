@@ -22,8 +22,10 @@ request                effect
 ``peer``               ``second``: the peer announces SECOND (the session connects)
 ``resync``             ``full``, ``keep_aside``, ``current``: this node wants a resync
 ``stop_resync``        forget it (a session in a resync is closed)
-``status``             role, mounts, link, resync progress, and where the resync this
-                       node (a target) was asked for stands (``resync_outcome``)
+``status``             role, mounts, link, resync progress, where the resync this
+                       node (a target) was asked for stands (``resync_outcome``), and
+                       whether the current session mirrors the primary (``mirroring``:
+                       ``{generation, since}`` or null; absent before this field existed)
 ``barrier``            (primary) returns once the peer applied everything shipped so far
 ``probe``              replies when every mount answers a ``stat`` (daemon: with a
                        timeout; no reply = hung)
@@ -31,7 +33,8 @@ request                effect
 ``exit``               unmount everything and exit
 =====================  ==================================================================
 
-Events: ``link_lost`` (reason), ``session`` (a primary said hello), ``mirroring``,
+Events: ``link_lost`` (reason), ``session`` (a primary said hello), ``mirroring``
+(generation: the primary's, or null; since),
 ``resync_progress`` (fraction, eta, phase, bytes),
 ``resync_done``, ``resync_failed`` (cause), ``failed`` (cause: a mount died), ``log``.
 """
@@ -218,6 +221,7 @@ class DataPathProcess:
             "resync_source": session.resync_status() if session is not None else None,
             "resync_target": self.target.progress or None,
             "resync_outcome": {"state": self.target.outcome, "cause": self.target.cause},
+            "mirroring": self.target.mirroring,
             "lag": None,
             "pid": os.getpid(),
         }

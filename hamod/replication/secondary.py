@@ -11,6 +11,12 @@ the rsync endpoint of full copies, and the session's control messages:
   a durable flag says the copy is unfinished (a later attempt is full again).
 - ``progress`` / ``resync_failed`` / ``resync_done`` / ``mirroring`` → events for the
   daemon (ResyncProgress, ResyncFailed, ResyncDone, MirrorUp).
+
+``mirroring`` (the primary's barrier arrived: this copy mirrors the primary's
+generation) is said once per session, so it is also kept as :attr:`TargetSide.mirroring`
+— the primary's generation (None from a primary that did not say it) and since when —
+until the session ends (a new hello, the connection closed, the role left): the
+process's ``status`` answers it to a daemon that (re)connects after the event was sent.
 """
 
 from __future__ import annotations
@@ -18,15 +24,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from hamod.core.model import Generation
 from hamod.errors import HamodError
 from hamod.replication import setwire
 from hamod.replication.applier import DirectoryApplier
 from hamod.replication.dpconfig import DpConfig
 from hamod.replication.multidir import ModuleApplier
 from hamod.replication.receiver import PeerReceiver, Reply
+from hamod.runtime.codec import decode, encode
 from hamod.tracking.tracker import ChangeTracker
 from hamod.tracking.types import Unknown
 
@@ -53,6 +62,9 @@ class TargetSide:
         #: ``done``, ``failed`` (``cause``) — for a daemon that restarted meanwhile.
         self.outcome = "none"
         self.cause = ""
+        #: The current session mirrors the primary: ``{"generation": <the primary's
+        #: current generation, JSON, or None>, "since": <epoch seconds>}``, else None.
+        self.mirroring: dict[str, Any] | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -88,6 +100,7 @@ class TargetSide:
             self._applier = None
         with self._lock:
             self._resyncing = False
+            self.mirroring = None
 
     @property
     def running(self) -> bool:
@@ -140,7 +153,7 @@ class TargetSide:
         elif "resync_done" in payload:
             self._done()
         elif "mirroring" in payload:
-            self.emit("mirroring")
+            self._mirroring(payload.get("generation"))
         elif "full_copy" in payload:
             self.progress = {"phase": "full copy"}
         else:
@@ -152,12 +165,28 @@ class TargetSide:
             was, self._resyncing = self._resyncing, False
             if was:
                 self.outcome, self.cause = "failed", cause
+            self.mirroring = None
         if was:
             self.emit("resync_failed", cause=cause)
+
+    def _mirroring(self, generation: Any) -> None:
+        """The primary's barrier arrived (this session mirrors it): kept, and said."""
+        gen: Generation | None = None
+        if generation is not None:
+            try:
+                gen = decode(Generation, generation, "mirroring.generation")
+            except (ValueError, TypeError) as exc:  # (TypeError: a field missing)
+                raise OSError(f"bad mirroring message: generation: {exc}") from None
+        rec = {"generation": encode(gen), "since": round(time.time(), 3)}
+        with self._lock:
+            self.mirroring = rec
+        self.emit("mirroring", **rec)
 
     def _hello(self, payload: dict[str, Any], reply: Reply) -> None:
         if payload.get("module") != self.cfg.module:
             raise OSError(f"hello for module {payload.get('module')!r}, this is {self.cfg.module}")
+        with self._lock:
+            self.mirroring = None
         self.emit("session")  # a new session: not mirroring until the primary says so
         with self._lock:
             want = self._want

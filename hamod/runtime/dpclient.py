@@ -7,7 +7,16 @@ not running. ``ensure_role`` is awaited by the actor: the application's start sc
 runs only once the read-write mount is in place. The process's events become core
 events: ``link_lost`` → LinkLost, ``mirroring`` → MirrorUp (with the primary's data
 and term as last announced), ``resync_*`` → ResyncProgress/Done/Failed, ``failed`` →
-DataPathFailed. Every few pulses a ``probe`` checks the mounts answer; a probe without
+DataPathFailed.
+
+``mirroring`` is said once per replication session. While the core awaits the mirror
+(``tick(waiting)``) and the peer announces PRIM without this side knowing the session
+mirrors — a daemon restarted after the event was sent, or a stale SECOND heartbeat that
+cleared it — the process's ``status`` is asked at the pulse: it keeps the session's
+record (the primary's generation, since when). MirrorUp is reported only when that
+generation is the one the PRIM announces (a primary of the previous version does not
+say it: then any), and an answer overtaken by a new session (or a role change, a
+resync asked) is not taken. Every few pulses a ``probe`` checks the mounts answer; a probe without
 answer in time means a hung data path: its FUSE connections are aborted from here
 (applications get errors instead of hanging) and DataPathFailed is posted.
 """
@@ -38,7 +47,7 @@ from hamod.core.model import Generation, ModuleState, PeerView, State
 from hamod.datapath import mount
 from hamod.errors import AdapterError, HamodError
 from hamod.replication.dpconfig import DpConfig
-from hamod.runtime.codec import encode
+from hamod.runtime.codec import decode, encode
 from hamod.runtime.paths import Paths
 
 log = logging.getLogger(__name__)
@@ -66,6 +75,12 @@ class ProcessDataPath:
         self._peer: PeerView | None = None
         self._second: bool | None = None
         self._mirroring = False
+        #: the generation the primary said it mirrors (None: not said)
+        self._mirror_gen: Generation | None = None
+        #: bumped whenever the data path's session record may have ended (a ``session``
+        #: event, a role change, a resync asked): a ``status`` answer asked before is stale
+        self._epoch = 0
+        self._asking = False
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -81,7 +96,7 @@ class ProcessDataPath:
 
     def ensure_role(self, role: Role) -> Awaitable[None]:
         if role is not self.role:
-            self._mirroring = False
+            self._not_mirroring()
         self.role = role
         return self._role(role)
 
@@ -92,7 +107,7 @@ class ProcessDataPath:
         await self._call("role", role=role.value)
 
     def start_resync(self, action: StartResync) -> None:
-        self._mirroring = False
+        self._not_mirroring()
         cur = self._state().data.current
         self._spawn(self._call("resync", full=action.full, keep_aside=action.keep_aside,
                                current=None if cur is None else encode(cur)))  # fmt: skip
@@ -109,7 +124,9 @@ class ProcessDataPath:
     def peer_changed(self, peer: PeerView | None) -> None:
         self._peer = peer
         if peer is None or peer.state not in (State.PRIM, State.ALONE):
-            self._mirroring = False  # (ALONE: the mirroring primary's heartbeat may lag)
+            # (ALONE: the mirroring primary's heartbeat may lag.) A stale SECOND heard
+            # after ``mirroring`` clears it too: the pulse asks the data path again.
+            self._mirroring = False
         second = peer is not None and peer.state is State.SECOND
         if second != self._second:
             self._second = second
@@ -120,8 +137,10 @@ class ProcessDataPath:
         if self._writer is None and not self._connect_lock.locked():
             # started ahead of need: an interpreter start must not delay a takeover
             self._spawn(self._connect())
-        if waiting and self._mirroring:
-            self._mirror_up()
+        if waiting and not self._mirror_up() and self._may_ask():
+            # not known here (daemon restarted, stale heartbeat): the data path knows
+            self._asking = True
+            self._spawn(self._ask_mirroring())
         now = asyncio.get_running_loop().time()
         if self.role is not Role.OFF and not self._probing and now - self._last_probe > PROBE_EVERY:
             self._last_probe = now
@@ -130,12 +149,56 @@ class ProcessDataPath:
 
     # --- events -----------------------------------------------------------------------
 
-    def _mirror_up(self) -> None:
-        """The primary mirrors (it said so on the current session) and announces PRIM:
-        report it (again at every pulse while the core waits for it)."""
+    def _mirror_up(self) -> bool:
+        """The primary mirrors (it said so on the current session, on the generation it
+        announces) and announces PRIM: report it (again at every pulse while the core
+        waits for it). True if reported."""
         pv = self._peer
-        if pv is not None and pv.state is State.PRIM:
-            self._post(MirrorUp(pv.data, pv.term))
+        if not self._mirroring or pv is None or pv.state is not State.PRIM:
+            return False
+        if self._mirror_gen is not None and self._mirror_gen != pv.data.current:
+            return False
+        self._post(MirrorUp(pv.data, pv.term))
+        return True
+
+    def _not_mirroring(self) -> None:
+        self._mirroring = False
+        self._mirror_gen = None
+        self._epoch += 1
+
+    def _mirrors(self, rec: Any) -> bool:
+        """``rec``: the data path's record (event fields or ``status``'s ``mirroring``)."""
+        if not isinstance(rec, dict):
+            return False
+        gen = rec.get("generation")
+        try:
+            self._mirror_gen = None if gen is None else decode(Generation, gen, "generation")
+        except (ValueError, TypeError) as exc:  # (TypeError: a field missing)
+            log.warning("module %s: mirroring: bad generation: %s", self.cfg.module, exc)
+            return False
+        self._mirroring = True
+        return True
+
+    def _may_ask(self) -> bool:
+        pv = self._peer
+        return (
+            not self._asking
+            and self.role is Role.SECONDARY
+            and pv is not None
+            and pv.state is State.PRIM
+        )
+
+    async def _ask_mirroring(self) -> None:
+        """The session's mirroring record, from the process (see the module docstring)."""
+        try:
+            epoch = self._epoch
+            reply = await self._call("status", timeout=PROBE_TIMEOUT)
+            if epoch != self._epoch or self.role is not Role.SECONDARY:
+                return  # overtaken (a new session, a role change, a resync asked)
+            if self._mirrors(reply.get("mirroring")) and self._mirror_up():
+                log.info("module %s: the data path mirrors (said by its status)", self.cfg.module)
+        finally:
+            self._asking = False
 
     def _event(self, msg: dict[str, Any]) -> None:
         name = msg.get("event")
@@ -143,10 +206,10 @@ class ProcessDataPath:
             log.warning("module %s: replication link lost: %s", self.cfg.module, msg.get("reason"))
             self._post(LinkLost())
         elif name == "mirroring":
-            self._mirroring = True
-            self._mirror_up()
+            if self._mirrors({"generation": msg.get("generation")}):  # None: not said
+                self._mirror_up()
         elif name == "session":
-            self._mirroring = False
+            self._not_mirroring()
         elif name == "resync_progress":
             self.progress = msg
             self._post(ResyncProgress(float(msg.get("fraction", 0.0))))

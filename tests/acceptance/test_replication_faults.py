@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from hamod.api.models import State
+from hamod.api.models import Phase, State
 from hamod.testing.cluster import LabCluster, ModuleSpec
-from hamod.testing.replication import wait_in_sync
+from hamod.testing.replication import datapath_log, wait_in_sync
 from tests.acceptance.test_replication import (
     DATA,
     UNDER,
@@ -142,10 +142,63 @@ def test_swap_with_replication_and_the_arbitrator(make_cluster: MakeCluster) -> 
     wait_in_sync(c, "n1", "n2")
     acked = write(c, "n1", 0, 20)
     for old, new in (("n1", "n2"), ("n2", "n1")):
-        c.command(old, M, "swap", retry=30.0)  # refused until the last hand-over settled
+        # accepted at once: the previous swap's demoted node shows SECOND, Ready and up
+        # to date (wait_in_sync) only once the new primary mirrored it (its hand-over over)
+        c.command(old, M, "swap", retry=0.0)
         c.wait_states(M, {new: State.PRIM, old: State.SECOND}, WAIT)
         assert c.vip_owners() == [new]
         wait_in_sync(c, new, old)
         acked += write(c, new, len(acked), 10)
         assert missing(c, old, UNDER, acked) == []
+    verify_trees(c, "n1", "n2")
+
+
+def test_swap_then_the_demoted_nodes_daemon_restarts(make_cluster: MakeCluster) -> None:
+    """After a swap the demoted node awaits the new primary's barrier; its daemon is
+    killed meanwhile, so the data path's ``mirroring`` (said once per replication
+    session) reaches no daemon. The restarted daemon learns it from the data path: the
+    node is SECOND, Ready, up to date, on the new term within seconds — the link up,
+    no new session — and a swap back is accepted at once.
+
+    n2's daemon is frozen (SIGSTOP, shorter than the timeout) across the swap so that it
+    takes over, and its data path mirrors n1, only once n1's daemon is dead."""
+    c = make_cluster(spec(timeout="12s"))  # n1's daemon away must not look like a loss
+    c.establish(M, "n1")
+    wait_in_sync(c, "n1", "n2")
+    acked = write(c, "n1", 0, 10)
+    log_from = len(datapath_log(c, "n1"))
+    n2 = c.daemon_pid("n2")
+    assert n2 is not None
+    c.lab.exec("n2", ["kill", "-STOP", str(n2)])
+    try:
+        c.command("n1", M, "swap", retry=0.0)
+        c.wait_state("n1", M, State.SECOND, WAIT, ready=False)
+        time.sleep(0.3)  # its hand-over announced, its lease released
+        c.kill_daemon("n1")
+    finally:
+        c.lab.exec("n2", ["kill", "-CONT", str(n2)])
+    killed_at = len(datapath_log(c, "n1"))
+    prim = c.wait_state("n2", M, State.PRIM, WAIT)
+    deadline = time.monotonic() + WAIT
+    while "event mirroring" not in (text := datapath_log(c, "n1"))[log_from:]:
+        assert time.monotonic() < deadline, "n2 never mirrored n1\n" + c.diagnose(M)
+        time.sleep(0.1)
+    assert "event mirroring" not in text[log_from:killed_at], (
+        "n2 mirrored n1 before its daemon was killed: the scenario did not happen"
+    )
+    sessions = text.count("event session")
+    c.start_service("n1")
+    took = wait_in_sync(c, "n2", "n1", timeout=10.0)
+    assert took < 5.0, f"n1 took {took:.1f} s to show SECOND Ready and up to date"
+    st, now = c.state("n1", M), c.state("n2", M)
+    link_up = datapath_log(c, "n1").count("event session") == sessions
+    assert link_up and st.term == now.term == prim.term and st.phase is Phase.READY, (
+        f"new session: {not link_up}; n1 term {st.term}, n2 term {prim.term} then "
+        f"{now.term}\n{c.diagnose(M)}"
+    )
+    acked += write(c, "n2", len(acked), 10)
+    assert missing(c, "n1", UNDER, acked) == []
+    c.command("n2", M, "swap", retry=0.0)  # n1's hand-over is over: accepted
+    c.wait_states(M, {"n1": State.PRIM, "n2": State.SECOND}, WAIT)
+    wait_in_sync(c, "n1", "n2")
     verify_trees(c, "n1", "n2")

@@ -68,31 +68,53 @@ N2_PRIM = replace(N2_SECOND, state=State.PRIM, phase=Phase.TRANSIENT, up_to_date
 
 @dataclass
 class FakeProcess:
-    """The data-path process's control socket: answers every request, pushes events."""
+    """The data-path process's control socket: answers every request, pushes events.
+    Like the real process it keeps the current session's ``mirroring`` record (set by
+    the event, cleared by a new ``session``) and answers it in ``status``; ``old``: a
+    process of the previous version, whose ``status`` has no such field."""
 
     path: Path
+    old: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     clients: list[asyncio.StreamWriter] = field(default_factory=list)
     server: asyncio.AbstractServer | None = None
+    mirroring: dict[str, Any] | None = None
 
     async def start(self) -> None:
         self.server = await asyncio.start_unix_server(self._client, str(self.path))
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.clients.append(writer)
-        while line := await reader.readline():
-            req = json.loads(line)
-            self.requests.append(req)
-            writer.write((json.dumps({"ok": True, "id": req.get("id")}) + "\n").encode())
-            await writer.drain()
+        try:
+            while line := await reader.readline():
+                req = json.loads(line)
+                self.requests.append(req)
+                out: dict[str, Any] = {"ok": True, "id": req.get("id")}
+                if req.get("cmd") == "status":
+                    out["resync_outcome"] = {"state": "none", "cause": ""}
+                    if not self.old:
+                        out["mirroring"] = self.mirroring
+                writer.write((json.dumps(out) + "\n").encode())
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.clients.remove(writer)
 
-    async def emit(self, event: str) -> None:
+    async def emit(self, event: str, **fields: Any) -> None:
+        if event == "mirroring":
+            self.mirroring = fields
+        elif event == "session":
+            self.mirroring = None
         for w in self.clients:
-            w.write((json.dumps({"event": event}) + "\n").encode())
+            w.write((json.dumps({"event": event, **fields}) + "\n").encode())
             await w.drain()
 
+    def asked(self, cmd: str) -> int:
+        return sum(1 for r in self.requests if r.get("cmd") == cmd)
+
     async def close(self) -> None:
-        for w in self.clients:
+        for w in list(self.clients):
             w.close()
         if self.server is not None:
             self.server.close()
