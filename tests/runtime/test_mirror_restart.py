@@ -26,21 +26,11 @@ import pytest
 
 from hamod.core.actions import Role
 from hamod.core.events import ScriptOk, Tick
-from hamod.core.model import Generation, ModuleState, Phase, Script, State, View
+from hamod.core.model import Generation, ModuleState, Phase, Script, State
 from hamod.core.resume import resume
 from hamod.runtime.codec import encode
 from hamod.runtime.dpclient import ProcessDataPath
-from hamod.runtime.logs import ModuleLog
-from hamod.runtime.module import ModuleActor, Ports
-from hamod.runtime.paths import Paths
-from hamod.testing.fakes import (
-    FakeClock,
-    FakeScripts,
-    FakeVips,
-    FakeWatchdog,
-    MemoryMarkers,
-    MemoryStore,
-)
+from hamod.runtime.module import ModuleActor
 from tests.runtime.test_swap_mirror import (
     DATA,
     N2_PRIM,
@@ -48,7 +38,6 @@ from tests.runtime.test_swap_mirror import (
     PARAMS,
     FakeProcess,
     actor_on,
-    dp_cfg,
     heard,
     settle,
     short_dir,
@@ -99,15 +88,7 @@ async def die(actor: ModuleActor) -> None:
 
 async def restarted(d: Path, state: ModuleState, peer: Any) -> ModuleActor:
     """A new daemon resumes ``state`` (the marker) with ``peer`` as last seen."""
-    ports = Ports(FakeClock(), FakeScripts(), FakeVips(), MemoryStore(), MemoryMarkers(),
-                  None, FakeWatchdog())  # fmt: skip
-    view = View(PARAMS, peer, True, frozenset({"lan"}), frozenset({"lan"}))
-    holder: list[ModuleActor] = []
-    actor = ModuleActor(
-        "demo", view, state, ports, ModuleLog("demo", d / "demo2.log"),
-        lambda post: ProcessDataPath(post, dp_cfg(d), Paths.under(d), lambda: holder[0].state),
-    )  # fmt: skip
-    holder.append(actor)
+    actor = await actor_on(d, state, peer, "demo2.log")
     actor.resume(resume(PARAMS, state, 0.0, peer))
     await settle(actor)
     return actor

@@ -136,13 +136,16 @@ def dp_cfg(d: Path) -> DpConfig:
     )  # fmt: skip
 
 
-async def actor_on(d: Path) -> ModuleActor:
+async def actor_on(
+    d: Path, state: ModuleState = STOPPING, peer: PeerView = N2_SECOND, log: str = "demo.log"
+) -> ModuleActor:
+    """n1's module actor (fake ports) with a real ProcessDataPath on ``d``."""
     ports = Ports(FakeClock(), FakeScripts(), FakeVips(), MemoryStore(), MemoryMarkers(),
                   None, FakeWatchdog())  # fmt: skip
-    view = View(PARAMS, N2_SECOND, True, frozenset({"lan"}), frozenset({"lan"}))
+    view = View(PARAMS, peer, True, frozenset({"lan"}), frozenset({"lan"}))
     holder: list[ModuleActor] = []
     actor = ModuleActor(
-        "demo", view, STOPPING, ports, ModuleLog("demo", d / "demo.log"),
+        "demo", view, state, ports, ModuleLog("demo", d / log),
         lambda post: ProcessDataPath(post, dp_cfg(d), Paths.under(d), lambda: holder[0].state),
     )  # fmt: skip
     holder.append(actor)
