@@ -393,13 +393,14 @@ def status(demo: Demo) -> None:
     _say(f"VIP {demo.vip} on {demo.lab.vip_owner(demo.vip) or 'nobody'}")
 
 
-def _wait(what: str, cond: Callable[[], Any], timeout: float) -> Any:
+def wait_for(what: str, cond: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
+    """``cond()``'s first true value, polled every ``every`` s; DemoError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = cond()
         if got:
             return got
-        time.sleep(0.1)
+        time.sleep(every)
     raise DemoError(f"{what}: not within {timeout:.0f} s")
 
 
@@ -417,17 +418,17 @@ def failover(demo: Demo) -> int:
     (survivor,) = [n for n in lab.node_names if n != victim]
     writer = Writer(lab, demo.vip, lab.state_dir / "failover-writes.jsonl")
     try:
-        _wait(f"writes acknowledged by {victim}", lambda: acks_from(writer.records(), victim) >= 25,
-              20)  # fmt: skip
+        wait_for(f"writes acknowledged by {victim}",
+                 lambda: acks_from(writer.records(), victim) >= 25, 20)  # fmt: skip
         _say(f"demo: a client writes to the kvstore through {demo.vip}:{PORT}, one PUT after "
              f"another; {victim} acknowledges them")  # fmt: skip
         _say(f"demo: powering {victim} off (cables pulled, then PID 1 killed)")
         fault = time.monotonic()
         lab.kill(victim)
-        _wait(f"{survivor} ALONE",
+        wait_for(f"{survivor} ALONE",
               lambda: (demo.state(survivor) or {}).get("state") == "ALONE", 60)  # fmt: skip
         took = time.monotonic() - fault
-        _wait(f"writes acknowledged by {survivor}",
+        wait_for(f"writes acknowledged by {survivor}",
               lambda: acks_from(writer.records(), survivor, fault) >= 25, 30)  # fmt: skip
     finally:
         report = writer.stop()

@@ -3,7 +3,9 @@
 #   ip netns exec NS unshare --mount --uts --ipc --pid --fork --propagation private \
 #       --mount-proc sh lab_init.sh
 # It gives the host its own hostname and files (overlays whose upper dirs live in the lab's
-# state directory), a private /tmp, tmpfs /run and /dev/shm, then starts sshd and becomes
+# state directory), a private /tmp, tmpfs /run and /dev/shm, then starts sshd, runs
+# /etc/rc.local as the end of boot does on a real host (if the host has one: the
+# hamod_node role's boot start; in the background, output to this boot log) and becomes
 # the reaper (labnode.py). Everything it reads from the state directory is read before
 # /run is covered. Inputs (environment):
 #   HAMOD_LAB_HOST     host name (n1, witness...)
@@ -68,4 +70,16 @@ done
 
 /usr/sbin/sshd -D -e -f /etc/ssh/hamod_lab_sshd_config &
 cd /
+
+# The end of boot, as Debian's /etc/init.d/rc.local and systemd's rc-local.service do:
+# /etc/rc.local if executable, in a clean environment, without holding the boot up.
+if [ -x /etc/rc.local ]; then
+  echo "lab_init: $host: running /etc/rc.local"
+  (
+    rc=0
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+      HOME=/root /etc/rc.local </dev/null || rc=$?
+    echo "lab_init: $host: /etc/rc.local exited $rc"
+  ) &
+fi
 exec "$python" -I -S "$reaper"

@@ -141,14 +141,12 @@ def old_sources(ref: str) -> Path:
 
 def wheelhouse_of(source: Path, cache: Path) -> Path:
     """The wheelhouse of ``source`` built by the role's own script (cached)."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "roles/hamod_node/files/hamod-wheelhouse.py"),
-         "--source", str(source), "--cache", str(cache)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise Failure(f"wheelhouse of {source}: {out.stdout}{out.stderr}")
-    return Path(json.loads(out.stdout)["dir"])
+    from tests.ansible.helpers import build_wheelhouse
+
+    try:
+        return build_wheelhouse(source, cache)
+    except AssertionError as exc:
+        raise Failure(str(exc)) from None
 
 
 def create(args: argparse.Namespace) -> dict[str, Any]:
@@ -346,13 +344,12 @@ def _summary(states: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def _wait(what: str, cond: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise Failure(f"{what}: not within {timeout:.0f} s")
+    from hamod.testing.cluster_cli import DemoError, wait_for
+
+    try:
+        return wait_for(what, cond, timeout, every=0.2)
+    except DemoError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _acks_from(log: Path, node: str, since: float) -> int:
@@ -407,11 +404,9 @@ def _one_swap(state: State, lab: Any, tag: str) -> dict[str, Any]:
         raise Failure(f"need PRIM and SECOND to swap: {_summary(states)}")
     prim = prims[0]
     other = next(n for n in states if n != prim)
-    # A secondary that handed over keeps its old term and hand-over flag until the core
-    # hears its mirror is up (MirrorUp), and sometimes never does: a swap to it is then
-    # refused (since 4ee6b1c; before, the witness refused its stale term and the swap was
-    # undone). Swap only once it is on the primary's term; if it never gets there, that
-    # is what this reports (docs/ansible.md, "Molecule", known issue).
+    # A secondary that handed over is Transient until the new primary mirrors it (its
+    # term then adopted): swap only once it is Ready, up to date, on the primary's term
+    # (docs/ansible.md, "Molecule", swaps in a row).
     try:
         _wait(f"{other} SECOND in sync on {prim}'s term", lambda: _in_sync(lab, other, prim), 60)
     except Failure as exc:
@@ -433,11 +428,12 @@ def _one_swap(state: State, lab: Any, tag: str) -> dict[str, Any]:
 
 
 def _in_sync(lab: Any, node: str, primary: str) -> bool:
-    """``node`` is SECOND, up to date, no resync, and on ``primary``'s term."""
+    """``node`` is SECOND, Ready, up to date, no resync, and on ``primary``'s term."""
     states = _states(lab)
     st, pr = states.get(node, {}), states.get(primary, {})
     return bool(
         st.get("state") == "SECOND"
+        and st.get("phase") == "READY"
         and st.get("up_to_date")
         and st.get("resync") is None
         and pr.get("state") == "PRIM"

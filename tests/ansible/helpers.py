@@ -10,20 +10,22 @@ socat, host keys checked against the lab's known_hosts).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hamod.testing.lab import Lab
+from hamod.testing.fixtures import unique_lab_name
+from hamod.testing.lab import Lab, lab_available, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
@@ -40,11 +42,31 @@ def ansible_missing() -> str | None:
     return None
 
 
-def build_wheelhouse() -> Path:
-    """The wheelhouse directory for the current sources (built once per change)."""
+def cannot_deploy() -> str | None:
+    """Why no lab deployment can run here (no lab, no ansible-playbook), or None."""
+    return lab_available() or ansible_missing()
+
+
+@contextlib.contextmanager
+def deploy_lab(tag: str, nodes: int = 2) -> Iterator[tuple[Lab, Path]]:
+    """A fresh lab (leftovers of crashed runs swept first) and the wheelhouse of this
+    tree, for a test module's deployment; the lab goes at the end."""
+    sweep()
+    wheelhouse = build_wheelhouse()
+    lab = Lab(unique_lab_name(tag), nodes=nodes)
+    lab.up()
+    try:
+        yield lab, wheelhouse
+    finally:
+        lab.down()
+
+
+def build_wheelhouse(source: Path = ROOT, cache: Path = WHEELHOUSE_CACHE) -> Path:
+    """The wheelhouse directory of ``source`` (this tree) by the role's own script,
+    built once per change of the sources (cached under ``cache``)."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "roles/hamod_node/files/hamod-wheelhouse.py"),
-         "--source", str(ROOT), "--cache", str(WHEELHOUSE_CACHE)],
+         "--source", str(source), "--cache", str(cache)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if out.returncode != 0:
@@ -110,9 +132,14 @@ def write_site(
     extra_vars: Mapping[str, Any] | None = None,
     host: str | None = None,
     port: int | None = None,
+    nodes: Sequence[str] | None = None,
+    witness_host: str | None = None,
 ) -> Site:
     """A site inventory for ``lab`` under ``base/<name>/``. ``host``/``port`` replace
-    every host's SSH address (for runs that must not reach any host)."""
+    every host's SSH address (for runs that must not reach any host). ``nodes``: the
+    lab's nodes of this cluster (default all). ``witness_host``: the cluster names a
+    shared witness host (hamod_cluster_witness_host; see :func:`write_witnesses`) instead
+    of having the lab's witness in its own site group."""
     site = base / name
     (site / "group_vars" / name).mkdir(parents=True, exist_ok=True)
     topo = lab.topo
@@ -126,26 +153,92 @@ def write_site(
             out["hamod_node_addresses"] = {n: lab.address(h, n) for n in nets}
         return out
 
-    doc = {
-        "all": {
-            "children": {
-                name: {
-                    "children": {
-                        f"{name}_nodes": {"hosts": {n: hostvars(n, True) for n in lab.node_names}},
-                        f"{name}_witness": {"hosts": {"witness": hostvars("witness", False)}},
-                    }
-                },
-                "hamod_nodes": {"children": {f"{name}_nodes": {}}},
-                "hamod_witness": {"children": {f"{name}_witness": {}}},
-            }
-        }
+    groups: dict[str, Any] = {
+        f"{name}_nodes": {"hosts": {n: hostvars(n, True) for n in nodes or lab.node_names}}
     }
+    children: dict[str, Any] = {
+        name: {"children": groups},
+        "hamod_nodes": {"children": {f"{name}_nodes": {}}},
+    }
+    if witness_host is None:
+        groups[f"{name}_witness"] = {"hosts": {"witness": hostvars("witness", False)}}
+        children["hamod_witness"] = {"children": {f"{name}_witness": {}}}
+    doc = {"all": {"children": children}}
     (site / "hosts.yml").write_text(
         f"# site {name}: the namespace lab {lab.name} (tests/ansible)\n"
         + yaml.safe_dump(doc, sort_keys=False)
     )
+    (site / "group_vars" / name / "connection.yml").write_text(
+        yaml.safe_dump(_connection(lab), sort_keys=False)
+    )
+    main: dict[str, Any] = {
+        "hamod_cluster_name": name,
+        "hamod_cluster_networks": [
+            {"name": n, "subnet": topo.subnet(i), **({"replication": True} if i == 1 else {})}
+            for i, n in enumerate(nets)
+        ],
+        **({"hamod_cluster_witness_host": witness_host} if witness_host else {}),
+        **_lab_settings(wheelhouse),
+        "hamod_module_list": [dict(m) for m in modules],
+    }
+    main.update(extra_vars or {})
+    (site / "group_vars" / name / "main.yml").write_text(yaml.safe_dump(main, sort_keys=False))
+    return Site(name, site, _vault_password(base))
+
+
+def write_witnesses(
+    base: Path,
+    lab: Lab,
+    *,
+    name: str = "witnesses",
+    wheelhouse: Path | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+) -> Site:
+    """The shared witness hosts' inventory (inventory/sites/witnesses/ layout) under
+    ``base/<name>/``: the lab's witness, in hamod_witness, with no cluster variable; the
+    clusters of :func:`write_site` name it with ``witness_host="witness"``."""
+    d = base / name
+    (d / "group_vars" / name).mkdir(parents=True, exist_ok=True)
+    doc = {"all": {"children": {
+        name: {"hosts": {"witness": {"ansible_host": lab.address("witness")}}},
+        "hamod_witness": {"children": {name: {}}},
+    }}}  # fmt: skip
+    (d / "hosts.yml").write_text(
+        f"# shared witness hosts: the namespace lab {lab.name} (tests/ansible)\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
+    (d / "group_vars" / name / "connection.yml").write_text(
+        yaml.safe_dump(_connection(lab), sort_keys=False)
+    )
+    main = {**_lab_settings(wheelhouse), **(extra_vars or {})}
+    (d / "group_vars" / name / "main.yml").write_text(yaml.safe_dump(main, sort_keys=False))
+    return Site(name, d, _vault_password(base))
+
+
+def _vault_password(base: Path) -> Path:
+    pw = base / ".vault-password"
+    pw.write_text(VAULT_PASSWORD + "\n")
+    pw.chmod(0o600)
+    return pw
+
+
+def _lab_settings(wheelhouse: Path | None) -> dict[str, Any]:
+    """The lab: no systemd, /usr shared with the machine (no package installs, no link
+    in /usr/local), no route to a registry (the wheelhouse comes from here)."""
+    return {
+        "hamod_node_service_manager": "none",
+        "hamod_node_packages": ["fuse3", "rsync", "nftables", "arping", "iproute2", "python3-venv"],
+        "hamod_node_bin_link": "",
+        "hamod_node_logrotate": True,
+        "hamod_node_wheelhouse": str(wheelhouse) if wheelhouse else "",
+    }
+
+
+def _connection(lab: Lab) -> dict[str, Any]:
+    """Ansible's connection settings for the lab's hosts (through the client namespace)."""
+    topo = lab.topo
     state = lab.state_dir / "ssh"
-    conn = {
+    return {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(state / "id_ed25519"),
         "ansible_ssh_common_args": (
@@ -161,30 +254,6 @@ def write_site(
             f"ip netns exec {topo.netns('client')} socat STDIO TCP:%h:%p"
         ),
     }
-    (site / "group_vars" / name / "connection.yml").write_text(
-        yaml.safe_dump(conn, sort_keys=False)
-    )
-    main: dict[str, Any] = {
-        "hamod_cluster_name": name,
-        "hamod_cluster_networks": [
-            {"name": n, "subnet": topo.subnet(i), **({"replication": True} if i == 1 else {})}
-            for i, n in enumerate(nets)
-        ],
-        # the lab: no systemd, /usr shared with the machine (no package installs, no link
-        # in /usr/local), no route to a registry (the wheelhouse comes from here)
-        "hamod_node_service_manager": "none",
-        "hamod_node_packages": ["fuse3", "rsync", "nftables", "arping", "iproute2", "python3-venv"],
-        "hamod_node_bin_link": "",
-        "hamod_node_logrotate": True,
-        "hamod_node_wheelhouse": str(wheelhouse) if wheelhouse else "",
-        "hamod_module_list": [dict(m) for m in modules],
-    }
-    main.update(extra_vars or {})
-    (site / "group_vars" / name / "main.yml").write_text(yaml.safe_dump(main, sort_keys=False))
-    pw = base / ".vault-password"
-    pw.write_text(VAULT_PASSWORD + "\n")
-    pw.chmod(0o600)
-    return Site(name, site, pw)
 
 
 RECAP = re.compile(

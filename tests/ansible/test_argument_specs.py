@@ -221,3 +221,14 @@ def test_every_default_is_a_documented_input(role: str) -> None:
     for name, opt in spec.items():
         assert name.startswith(f"{role}_") or name in INVENTORY_ONLY, name
         assert opt.get("description"), f"{role}: {name} has no description"
+
+
+def test_the_witness_entry_point_takes_the_main_options() -> None:
+    """hamod_cluster's `witness` entry point (tasks_from=witness, on a witness host without
+    cluster variables) declares its options exactly as `main` does."""
+    data = yaml.safe_load((ROLES / "hamod_cluster" / "meta" / "argument_specs.yml").read_text())
+    main, witness = (data["argument_specs"][e]["options"] for e in ("main", "witness"))
+    assert witness, "no option in the witness entry point"
+    for name, opt in witness.items():
+        assert main.get(name) == opt, f"{name}: the witness entry point differs from main"
+    assert not any(opt.get("required") for opt in witness.values())

@@ -12,6 +12,8 @@ import pytest
 from tests.ansible.helpers import ROOT, ansible_missing, playbook
 
 NO_HOST = ("-e", "ansible_host=127.0.0.1", "-e", "ansible_port=1")
+#: inventory/sites: acme has its own witness host; globex and initech share wit1 (witnesses/)
+SITES = {"acme-db1", "acme-db2", "acme-wit", "gx-app1", "gx-app2", "in-erp1", "in-erp2", "wit1"}
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +27,8 @@ def _ansible() -> None:
     ("inventory", "hosts"),
     [
         ("inventory/example", {"node1", "node2", "witness1"}),
-        ("inventory/sites", {"acme-db1", "acme-db2", "acme-wit", "gx-app1", "gx-app2", "gx-wit"}),
+        ("inventory/sites", SITES),
+        ("inventory/sites/acme", {"acme-db1", "acme-db2", "acme-wit"}),
     ],
 )
 def test_the_example_inventories_pass_the_checks(inventory: str, hosts: set[str],

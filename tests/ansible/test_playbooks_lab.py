@@ -10,14 +10,19 @@ starts from where the previous one left the cluster:
   nodes): init refuses to guess for kv2 and starts nothing, then with `primary: n2`
   starts kv PRIM on n1 and kv2 PRIM on n2 (active/active), VIPs answering;
 - a rerun of init changes nothing, and `--check --diff` reports no change;
-- status (over paramiko), stop and start, a power-off of the primaries then failback, swap,
-  uninstall.
+- status (over paramiko), stop and start, a power-off of the primaries then failback, swap;
+- no systemd on the lab: hamod starts at boot from /etc/rc.local (roles/hamod_node,
+  tasks/boot.yml): a powered-off primary boots and comes back SECOND by itself, a module
+  with ``boot off`` stays stopped, stopping the daemons removes the start at boot;
+- a failed upgrade step stops the run with everything served by the other node;
+- uninstall.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +30,12 @@ from pathlib import Path
 
 import pytest
 
-from hamod.testing.fixtures import unique_lab_name
-from hamod.testing.lab import Lab, lab_available, sweep
+from hamod.testing.lab import Lab
 from tests.ansible.helpers import (
     Run,
     Site,
-    ansible_missing,
-    build_wheelhouse,
+    cannot_deploy,
+    deploy_lab,
     kv_module,
     playbook,
     write_site,
@@ -40,6 +44,9 @@ from tests.ansible.helpers import (
 pytestmark = pytest.mark.lab
 
 HAMOD = "/opt/hamod/venv/bin/hamod"
+RC_LOCAL = "/etc/rc.local"
+BEGIN = "# BEGIN hamod (roles/hamod_node): start the daemon at boot"
+END = "# END hamod (roles/hamod_node): start the daemon at boot"
 
 
 @dataclass
@@ -73,6 +80,50 @@ class Env:
             time.sleep(0.3)
         raise AssertionError(f"{module}: {last} after {timeout} s, wanted {want}")
 
+    def wait_in_sync(self, module: str, want: dict[str, str], timeout: float = 90) -> None:
+        """Every node of ``want`` in its state, READY; a SECOND up to date, no resync."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                sts = {n: self.state(n, module) for n in want}
+            except Exception as exc:  # a daemon not up yet
+                last = str(exc)[-200:]
+            else:
+                last = {n: (s["state"], s["phase"], s["up_to_date"]) for n, s in sts.items()}
+                if all(
+                    s["state"] == want[n] and s["phase"] == "READY"
+                    and (s["state"] != "SECOND" or (s["up_to_date"] and s["resync"] is None))
+                    for n, s in sts.items()
+                ):  # fmt: skip
+                    return
+            time.sleep(0.3)
+        raise AssertionError(f"{module}: {last} after {timeout} s, wanted {want} in sync")
+
+    def boot_block(self, node: str) -> str | None:
+        """The role's block in /etc/rc.local (None without one); the file stays a valid
+        script: ``#!/bin/sh -e`` first, ``exit 0`` last, mode 755."""
+        text = self.lab.exec(node, f"cat {RC_LOCAL} 2>/dev/null || true").stdout
+        if BEGIN not in text:
+            return None
+        lines = text.splitlines()
+        assert lines[0] == "#!/bin/sh -e" and lines[-1] == "exit 0", text
+        assert lines.count(BEGIN) == 1 and lines.count(END) == 1, text
+        assert self.lab.exec(node, f"stat -c %a {RC_LOCAL}").stdout.strip() == "755"
+        return "\n".join(lines[lines.index(BEGIN) : lines.index(END) + 1])
+
+    def reboot(self, node: str, off: bool = True) -> None:
+        """Power ``node`` off (unless ``off`` is false: it is) and boot it again (files
+        kept); the boot does not wait for /etc/rc.local."""
+        if off:
+            self.lab.kill(node)
+        t0 = time.monotonic()
+        self.lab.start(node)
+        assert time.monotonic() - t0 < 10, "the boot waited for /etc/rc.local"
+
+    def daemon_runs(self, node: str) -> bool:
+        return self.lab.exec(node, [HAMOD, "service", "status"], check=False).returncode == 0
+
     def http(self, vip: str, path: str, data: bytes | None = None, port: int = 8080) -> str:
         """An HTTP request from the client namespace to the kvstore behind ``vip``."""
         method = "GET" if data is None else "PUT"
@@ -91,14 +142,9 @@ def _ok(run: Run) -> Run:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    for why in (lab_available(), ansible_missing()):
-        if why is not None:
-            pytest.skip(why)
-    sweep()
-    wheelhouse = build_wheelhouse()
-    lab = Lab(unique_lab_name("ans"), nodes=2)
-    lab.up()
-    try:
+    if (why := cannot_deploy()) is not None:
+        pytest.skip(why)
+    with deploy_lab("ans") as (lab, wheelhouse):
         base = tmp_path_factory.mktemp("inventory")
         modules = [
             kv_module("kv", lab.free_address(0)),
@@ -114,8 +160,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         vault = (site.group_vars / "vault.yml").read_text()
         assert vault.startswith("$ANSIBLE_VAULT;"), "the secrets must be vault-encrypted"
         yield Env(lab, site, base)
-    finally:
-        lab.down()
 
 
 def _variant(env: Env, name: str) -> Site:
@@ -197,6 +241,12 @@ def test_a_rerun_of_init_changes_nothing(env: Env) -> None:
     run = _ok(playbook(env.site, "init.yml"))
     assert "Copy the wheelhouse to the node" in run.out
     assert run.changed == 0, "\n".join(run.changed_tasks())
+    # no systemd here: the daemon starts at boot from /etc/rc.local, in the background
+    for node in env.lab.node_names:
+        block = env.boot_block(node)
+        assert block is not None, f"{node}: no start at boot in {RC_LOCAL}"
+        assert f"{HAMOD} service start" in block and "--no-watchdog" not in block, block
+        assert block.split("\n")[-2].strip() == "fi" and "2>&1 &" in block, block
 
 
 def test_check_diff_on_the_deployed_site_reports_no_change(env: Env) -> None:
@@ -231,6 +281,9 @@ def test_stop_then_start(env: Env) -> None:
 
 def test_failback_brings_a_powered_off_node_back_in_sync(env: Env) -> None:
     lab = env.lab
+    # without its boot hook (hamod_node: /etc/rc.local), n2 stays down after the boot
+    # until failback.yml, which puts the hook back
+    lab.exec("n2", "rm -f /etc/rc.local")
     for i in lab.topo.nets_of("n2"):
         lab.unplug("n2", f"net{i}")
     lab.kill("n2")
@@ -245,6 +298,7 @@ def test_failback_brings_a_powered_off_node_back_in_sync(env: Env) -> None:
         st = env.state("n2", module)
         assert st["up_to_date"] and st["resync"] is None
     assert lab.exec("n2", "cat /srv/kv/k2").stdout == "written-alone"
+    assert env.boot_block("n2") is not None  # put back by failback.yml
 
 
 def test_swap_exchanges_the_roles_and_keeps_the_data(env: Env) -> None:
@@ -260,6 +314,89 @@ def test_swap_exchanges_the_roles_and_keeps_the_data(env: Env) -> None:
     assert env.http(env.vip(0), "/kv/k1") == "v1"
 
 
+def test_a_rebooted_node_starts_hamod_by_itself_but_not_a_module_with_boot_off(
+    env: Env,
+) -> None:
+    # after swap: kv PRIM on n2, kv2 PRIM on n1. n1 loses power with kv at `boot off`:
+    # its daemon starts at boot (no playbook), kv2 comes back SECOND, kv stays STOP.
+    lab = env.lab
+    lab.exec("n1", [HAMOD, "boot", "off", "-m", "kv"])
+    lab.kill("n1")
+    # n2 notices (heartbeat timeout) before n1 boots again: a boot within the timeout
+    # would find n2 still SECOND, and n1, with the newest data, primary again
+    env.wait_states("kv2", {"n2": "ALONE"})
+    env.reboot("n1", off=False)
+    env.wait_in_sync("kv2", {"n1": "SECOND", "n2": "PRIM"})
+    assert lab.exec("n1", "cat /srv/kv2/from-n2").stdout == "n2\n"
+    assert "daemon started (pid" in lab.exec("n1", "cat /var/log/hamod/boot.log").stdout
+    st = env.state("n1", "kv")
+    assert st["state"] == "STOP", st
+    assert "(boot off)" in lab.exec("n1", "cat /var/log/hamod/kv.log").stdout
+    assert env.state("n2", "kv")["state"] == "ALONE"
+    lab.exec("n1", [HAMOD, "boot", "auto", "-m", "kv"])
+    lab.exec("n1", [HAMOD, "start", "-m", "kv"])
+    env.wait_in_sync("kv", {"n1": "SECOND", "n2": "PRIM"})
+
+
+def test_a_failed_upgrade_step_stops_with_the_cluster_serving(env: Env) -> None:
+    # after swap: kv PRIM on n2, kv2 PRIM on n1. A release whose install fails (a
+    # requirement no wheel provides): the first node hands its modules over, its install
+    # fails, the run stops there; everything is served by the other node, nothing lost.
+    bad = env.base / "bad-wheelhouse"
+    bad.mkdir()
+    (bad / "requirements.txt").write_text("hamod-no-such-requirement==9.9\n")
+    with tarfile.open(bad / "wheelhouse.tar", "w") as tar:
+        tar.add(bad / "requirements.txt", arcname="requirements.txt")
+
+    def stamps() -> dict[str, str]:
+        cmd = "cat /opt/hamod/venv/.hamod-wheelhouse"
+        return {n: env.lab.exec(n, cmd).stdout for n in env.lab.node_names}
+
+    before = stamps()
+    # the nodes only (the witness goes first otherwise, and would be the one failing)
+    run = playbook(env.site, "upgrade.yml", "-e", f"hamod_node_wheelhouse={bad}",
+                   "--limit", "n1,n2")  # fmt: skip
+    assert run.rc != 0, run.tail()
+    assert "hamod-no-such-requirement" in run.out, run.tail(40)
+    failed = [n for n, r in run.recap.items() if r["failed"]]
+    assert len(failed) == 1, run.recap
+    (node,) = failed
+    (other,) = [n for n in env.lab.node_names if n != node]
+    # neither virtualenv changed: the failed install left the old release in place
+    assert stamps() == before
+    for module in ("kv", "kv2"):
+        assert env.states(module) == {node: "SECOND", other: "PRIM"}
+    assert env.lab.vip_owner(env.vip(0)) == other and env.lab.vip_owner(env.vip(1)) == other
+    assert env.http(env.vip(0), "/kv/k1") == "v1"
+    assert json.loads(env.http(env.vip(0), "/kv/k3", b"after-failed-upgrade"))["node"] == other
+    # the daemon on the failed node still runs the release it had
+    assert env.lab.exec(node, [HAMOD, "state", "--json"]).returncode == 0
+    # fixed release (the good wheelhouse): the rerun completes, one node at a time
+    _ok(playbook(env.site, "upgrade.yml"))
+    for module in ("kv", "kv2"):
+        assert sorted(env.states(module).values()) == ["PRIM", "SECOND"]
+    for node in env.lab.node_names:
+        assert env.lab.exec(node, "cat /srv/kv/k3").stdout == "after-failed-upgrade"
+
+
+def test_stopping_the_daemons_removes_their_start_at_boot(env: Env) -> None:
+    lab = env.lab
+    _ok(playbook(env.site, "stop.yml", "-e", "hamod_stop_daemon=true"))
+    for node in lab.node_names:
+        assert env.boot_block(node) is None
+        assert lab.exec(node, f"tail -n 1 {RC_LOCAL}").stdout == "exit 0\n"
+        assert not env.daemon_runs(node)
+    env.reboot("n2")
+    time.sleep(3)
+    assert not env.daemon_runs("n2"), "the daemon started at boot after stop.yml"
+    # start.yml runs the daemons and the modules again, and puts the start at boot back
+    _ok(playbook(env.site, "start.yml"))
+    for module in ("kv", "kv2"):
+        assert sorted(env.states(module).values()) == ["PRIM", "SECOND"]
+    for node in lab.node_names:
+        assert env.boot_block(node) is not None
+
+
 def test_uninstall_removes_hamod_and_keeps_the_data(env: Env) -> None:
     _ok(playbook(env.site, "uninstall.yml"))
     for node in env.lab.node_names:
@@ -267,5 +404,6 @@ def test_uninstall_removes_hamod_and_keeps_the_data(env: Env) -> None:
         assert ex(node, "test -e /etc/hamod || test -e /opt/hamod/venv", check=False).returncode
         assert ex(node, "pgrep -f '[h]amod daemon'", check=False).returncode != 0
         assert ex(node, "cat /srv/kv/k1").stdout == "v1"
+        assert env.boot_block(node) is None
     assert env.lab.exec("witness", "test -e /etc/hamod/witness", check=False).returncode
     assert env.lab.vip_owner(env.vip(0)) is None

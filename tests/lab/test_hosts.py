@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,37 @@ def test_popen_runs_in_the_background_inside_the_host(lab: Lab) -> None:
     proc = lab.popen("n2", "hostname; cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     out, _ = proc.communicate("bg\n", timeout=10)
     assert out == "n2\nbg\n"
+
+
+def test_a_host_runs_its_rc_local_at_boot_in_the_background(lab: Lab) -> None:
+    """The end of boot runs /etc/rc.local (hamod_node starts hamod there without systemd),
+    in a clean environment, without holding the boot; its output goes to boot.log."""
+    script = (
+        "#!/bin/sh -e\n"
+        'echo "rc.local on $(hostname), HAMOD_LAB_HOST=${HAMOD_LAB_HOST:-unset}"\n'
+        "touch /root/rc-local-ran\n"
+        "sleep 30\n"
+        "exit 0\n"
+    )
+    lab.exec("n1", "cat > /etc/rc.local && chmod 755 /etc/rc.local", input=script)
+    try:
+        lab.kill("n1")
+        t0 = time.monotonic()
+        lab.start("n1")
+        took = time.monotonic() - t0
+        assert took < 5, f"boot took {took:.1f} s: it waited for /etc/rc.local"
+        log = Path(lab.state_dir) / "hosts" / "n1" / "boot.log"
+        deadline = time.monotonic() + 10
+        while lab.exec("n1", "test -e /root/rc-local-ran", check=False).returncode:
+            assert time.monotonic() < deadline, f"/etc/rc.local did not run: {log.read_text()}"
+            time.sleep(0.1)
+        text = log.read_text(errors="replace")
+        assert "lab_init: n1: running /etc/rc.local" in text
+        assert "rc.local on n1, HAMOD_LAB_HOST=unset" in text  # a clean environment
+        # no /etc/rc.local (the machine has none): nothing runs
+        n2 = (Path(lab.state_dir) / "hosts" / "n2" / "boot.log").read_text(errors="replace")
+        assert "running /etc/rc.local" not in n2
+    finally:
+        lab.exec("n1", "rm -f /etc/rc.local /root/rc-local-ran")
+        lab.kill("n1")
+        lab.start("n1")
