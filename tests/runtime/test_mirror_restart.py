@@ -17,7 +17,6 @@ A real :class:`~hamod.runtime.module.ModuleActor` and
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -186,23 +185,11 @@ class SessionBeforeReply(FakeProcess):
     """A new session begins between the ``status`` answer's making and its sending:
     the answer's record is of the session that just ended."""
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.clients.append(writer)
-        try:
-            while line := await reader.readline():
-                req = json.loads(line)
-                self.requests.append(req)
-                out: dict[str, Any] = {"ok": True, "id": req.get("id")}
-                if req.get("cmd") == "status":
-                    out["mirroring"] = self.mirroring
-                    if self.mirroring is not None:
-                        await self.emit("session")
-                writer.write((json.dumps(out) + "\n").encode())
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            self.clients.remove(writer)
+    async def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+        out = await super().answer(req)
+        if req.get("cmd") == "status" and self.mirroring is not None:
+            await self.emit("session")
+        return out
 
 
 async def test_a_record_overtaken_by_a_new_session_is_not_taken(short_dir: Path) -> None:

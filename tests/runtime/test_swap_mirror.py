@@ -89,17 +89,21 @@ class FakeProcess:
             while line := await reader.readline():
                 req = json.loads(line)
                 self.requests.append(req)
-                out: dict[str, Any] = {"ok": True, "id": req.get("id")}
-                if req.get("cmd") == "status":
-                    out["resync_outcome"] = {"state": "none", "cause": ""}
-                    if not self.old:
-                        out["mirroring"] = self.mirroring
-                writer.write((json.dumps(out) + "\n").encode())
+                writer.write((json.dumps(await self.answer(req)) + "\n").encode())
                 await writer.drain()
         except ConnectionError:
             pass
         finally:
             self.clients.remove(writer)
+
+    async def answer(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The reply to one request (``status``: no resync outcome, the mirroring record)."""
+        out: dict[str, Any] = {"ok": True, "id": req.get("id")}
+        if req.get("cmd") == "status":
+            out["resync_outcome"] = {"state": "none", "cause": ""}
+            if not self.old:
+                out["mirroring"] = self.mirroring
+        return out
 
     async def emit(self, event: str, **fields: Any) -> None:
         if event == "mirroring":
