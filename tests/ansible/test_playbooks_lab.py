@@ -371,12 +371,9 @@ def test_a_failed_upgrade_step_stops_with_the_cluster_serving(env: Env) -> None:
     assert json.loads(env.http(env.vip(0), "/kv/k3", b"after-failed-upgrade"))["node"] == other
     # the daemon on the failed node still runs the release it had
     assert env.lab.exec(node, [HAMOD, "state", "--json"]).returncode == 0
-    # fixed release (the good wheelhouse): the rerun completes, one node at a time
-    _ok(playbook(env.site, "upgrade.yml"))
-    for module in ("kv", "kv2"):
-        assert sorted(env.states(module).values()) == ["PRIM", "SECOND"]
-    for node in env.lab.node_names:
+    for node in env.lab.node_names:  # mirrored while the run had failed
         assert env.lab.exec(node, "cat /srv/kv/k3").stdout == "after-failed-upgrade"
+    # a full rolling upgrade is tested by Molecule (molecule/upgrade)
 
 
 def test_stopping_the_daemons_removes_their_start_at_boot(env: Env) -> None:

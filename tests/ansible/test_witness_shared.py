@@ -8,7 +8,7 @@ several clusters"):
 
 The tests run in order, each from where the previous one left the lab: ``wa`` deployed
 alone, then ``wb`` (its key added to the running arbitrator by SIGHUP: same process, both
-keys), a rerun over every site changes nothing, the arbitrator decides for each cluster
+keys), the arbitrator decides for each cluster
 (``wa``: the link n1-n2 cut, the secondary is refused and waits; ``wb``: its primary
 powered off, the survivor takes over), the witness host and the powered-off node boot and
 start hamod by themselves (/etc/rc.local), and uninstalling ``wa`` takes only its key off:
@@ -150,14 +150,6 @@ def test_one_witness_host_serves_two_clusters_deployed_one_after_the_other(env: 
         assert str(env.state(n2)["state"]) == "SECOND", name
     assert env.http(env.vip("wa"), "/") == "n1\n"
     assert env.http(env.vip("wb"), "/") == "n3\n"
-
-
-def test_a_rerun_over_every_site_changes_nothing(env: Env) -> None:
-    # -i on the directory holding every site and the witnesses (inventory/sites layout)
-    run = playbook(Site("all", env.base, env.witnesses.vault_password_file), "init.yml")
-    assert run.rc == 0, run.tail()
-    assert set(run.recap) == {"n1", "n2", "n3", "n4", "witness"}
-    assert run.changed == 0, "\n".join(run.changed_tasks())
 
 
 def test_the_arbitrator_keeps_a_cut_off_secondary_waiting(env: Env) -> None:

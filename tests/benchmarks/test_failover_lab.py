@@ -35,8 +35,7 @@ def test_probe_sees_a_manual_vip_move(lab: Lab) -> None:
     service.start_all()
     _ip(lab, "n1", "addr", "add", f"{vip}/24", "dev", "eth0")
     announce_blocking(vip, "eth0", netns=lab.topo.netns("n1"), count=1)
-    # 0.25 s: on a loaded 2-core machine a 50 ms timeout lost answers before the move
-    probe = ProbeSession(lab, f"{vip}:7171", timeout=0.25, interval=0.01)
+    probe = ProbeSession(lab, f"{vip}:7171", timeout=0.05, interval=0.01)
     try:
         assert probe.wait_for(lambda s: sum(x.ok for x in s) >= 20, 10.0), probe.samples[-3:]
         moved = time.monotonic()
@@ -56,7 +55,10 @@ def test_probe_sees_a_manual_vip_move(lab: Lab) -> None:
     assert [(h.old, h.new) for h in result.handovers] == [("n1", "n2")]
     assert result.recovered and result.both_answered == ()
     assert result.outage < 1.0, result.to_dict()
-    assert all(s.ok for s in samples if s.mono < moved)
+    # before the move n1 answers: on a loaded 2-core machine a 50 ms request may time out
+    # now and then (the probe's timeout is its resolution): only a few
+    before = [s.ok for s in samples if s.mono < moved]
+    assert sum(before) >= 20 and before.count(False) <= max(2, len(before) // 20), before
 
 
 @pytest.mark.skipif(lab_available() is not None, reason=f"lab unavailable: {lab_available()}")
